@@ -1,0 +1,1 @@
+"""Pure model of what the user wants. No I/O anywhere below this package."""
