@@ -72,9 +72,9 @@ class Config(msgspec.Struct, kw_only=True):
     """Everything sharewall wants the machine to look like."""
 
     version: int = 1
-    settings: Settings = Settings()
+    settings: Settings = msgspec.field(default_factory=Settings)
     connections: dict[str, ConnectionConfig] = {}
-    sharing: Sharing = Sharing()
+    sharing: Sharing = msgspec.field(default_factory=Sharing)
 
     def connection_by_name(self, name: str) -> ConnectionConfig | None:
         for conn in self.connections.values():
@@ -102,7 +102,9 @@ def private_network(settings: Settings, base: str | None = None) -> ipaddress.IP
     return net
 
 
-def gateway_address_for(net: ipaddress.IPv4Network, given: str | None = None) -> ipaddress.IPv4Interface:
+def gateway_address_for(
+    net: ipaddress.IPv4Network, given: str | None = None
+) -> ipaddress.IPv4Interface:
     """The gateway's own address in *net*: the given host address, or the first host."""
     if given is not None:
         iface = ipaddress.IPv4Interface(given)

@@ -77,8 +77,15 @@ class SharingRole(enum.StrEnum):
 _IFNAME = re.compile(r"^[^/\s:]{1,15}$")
 
 SHAREABLE_MEDIA = frozenset(
-    {MediaType.PHONE, MediaType.DIRECT, MediaType.ISDN, MediaType.LAN, MediaType.TUNNEL,
-     MediaType.PPPOE, MediaType.BRIDGE}
+    {
+        MediaType.PHONE,
+        MediaType.DIRECT,
+        MediaType.ISDN,
+        MediaType.LAN,
+        MediaType.TUNNEL,
+        MediaType.PPPOE,
+        MediaType.BRIDGE,
+    }
 )
 
 
@@ -95,8 +102,20 @@ def media_type_for_kind(kind: str, *, wireless: bool = False) -> MediaType:
         return MediaType.BRIDGE
     if kind in {"ppp"}:
         return MediaType.PPPOE
-    if kind in {"tun", "tap", "wireguard", "gre", "gretap", "ipip", "sit", "vti", "ip6tnl",
-                "vxlan", "geneve", "ipvlan_tunnel"}:
+    if kind in {
+        "tun",
+        "tap",
+        "wireguard",
+        "gre",
+        "gretap",
+        "ipip",
+        "sit",
+        "vti",
+        "ip6tnl",
+        "vxlan",
+        "geneve",
+        "ipvlan_tunnel",
+    }:
         return MediaType.TUNNEL
     return MediaType.LAN
 

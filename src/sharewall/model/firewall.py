@@ -33,7 +33,7 @@ def normalize_icmp_option(name: str) -> str:
     """Accept ``inbound-echo-request``, ``inbound_echo_request`` or ``AllowInboundEchoRequest``."""
     key = name.strip()
     if key.startswith("Allow") and key[5:6].isupper():
-        out = []
+        out: list[str] = []
         for ch in key[5:]:
             if ch.isupper() and out:
                 out.append("_")
@@ -55,5 +55,5 @@ def change_icmp(settings: IcmpSettings, *, allow: list[str], deny: list[str]) ->
     both = allow_keys & deny_keys
     if both:
         raise ValidationError(f"ICMP option both allowed and denied: {', '.join(sorted(both))}")
-    changes = {k: True for k in allow_keys} | {k: False for k in deny_keys}
+    changes = dict.fromkeys(allow_keys, True) | dict.fromkeys(deny_keys, False)
     return msgspec.structs.replace(settings, **changes)

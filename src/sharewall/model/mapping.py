@@ -62,7 +62,12 @@ def classify_target(target: str) -> TargetKind:
     except ValueError:
         pass
     else:
-        if addr.is_unspecified or addr.is_multicast or addr.is_loopback or addr == ipaddress.IPv4Address("255.255.255.255"):
+        if (
+            addr.is_unspecified
+            or addr.is_multicast
+            or addr.is_loopback
+            or addr == ipaddress.IPv4Address("255.255.255.255")
+        ):
             raise ValidationError(f"target address {target} cannot receive a port mapping")
         return TargetKind.ADDRESS
     name = target[:-1] if target.endswith(".") else target
@@ -72,9 +77,7 @@ def classify_target(target: str) -> TargetKind:
         or not all(_HOST_LABEL.match(label) for label in name.split("."))
         or name.replace(".", "").isdigit()
     ):
-        raise ValidationError(
-            f"target {target!r} is not 'gateway', an IPv4 address or a host name"
-        )
+        raise ValidationError(f"target {target!r} is not 'gateway', an IPv4 address or a host name")
     return TargetKind.HOSTNAME
 
 
@@ -111,7 +114,9 @@ def _check_port(what: str, value: object) -> int:
         try:
             value = int(str(value), 10)
         except ValueError:
-            raise ValidationError(f"{what} must be a number from 1 to 65535, not {value!r}") from None
+            raise ValidationError(
+                f"{what} must be a number from 1 to 65535, not {value!r}"
+            ) from None
     if not 1 <= value <= 65535:
         raise ValidationError(f"{what} must be from 1 to 65535, not {value}")
     return value
@@ -170,8 +175,9 @@ def make_mapping(
 # The ICF "Services" list of Windows XP (seed-system.md §7.6): present on every connection,
 # aimed at the gateway itself, disabled until enabled, and never removable.
 BUILTIN_SERVICES: tuple[PortMapping, ...] = tuple(
-    PortMapping(name=n, protocol=Protocol.TCP, external_port=p, internal_port=p, enabled=False,
-                builtin=True)
+    PortMapping(
+        name=n, protocol=Protocol.TCP, external_port=p, internal_port=p, enabled=False, builtin=True
+    )
     for n, p in (
         ("FTP Server", 21),
         ("Telnet Server", 23),
