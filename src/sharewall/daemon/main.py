@@ -1,0 +1,140 @@
+"""sharewalld: the daemon. Runs in the foreground, in the network namespace it was started in.
+
+Stopping it (SIGTERM/SIGINT) leaves the gateway working and protected: the kernel keeps the ruleset.
+SIGHUP re-reads the configuration file. ``POST /v1/teardown`` removes what sharewall put into the kernel
+and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from sharewall.errors import SharewallError
+
+from .configfile import parse_config_file
+from .engine import RESOLVE_INTERVAL_S, Engine
+from .ipc import build_app, serve
+
+log = logging.getLogger("sharewall.daemon")
+
+DEFAULT_CONFIG = Path("/etc/sharewall/sharewall.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/sharewall")
+DEFAULT_SOCKET = Path("/run/sharewall/sharewall.sock")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="sharewalld", description=__doc__)
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="TOML configuration file"
+    )
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="durable state")
+    parser.add_argument("--socket", type=Path, default=DEFAULT_SOCKET, help="local API socket")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> int:
+    # Imported here so `sharewalld --help` stays fast and the CLI never pulls these in.
+    from sharewall.backends.netlink import NetlinkWatcher
+    from sharewall.backends.nft import NftBackend
+    from sharewall.backends.store import Store
+    from sharewall.backends.sysctl import read_sysctl, write_sysctl
+
+    store = Store(args.state_dir)
+    nft = NftBackend()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    async with NetlinkWatcher() as netlink:
+        engine = Engine(
+            store=store,
+            nft=nft,
+            netlink=netlink,
+            read_sysctl=read_sysctl,
+            write_sysctl=write_sysctl,
+        )
+        await engine.start()
+        await import_config(engine, args.config)
+
+        def after_teardown() -> None:
+            loop.call_soon(stop.set)
+
+        runner = await serve(build_app(engine, on_teardown=after_teardown), args.socket)
+        log.info("sharewalld ready on %s", args.socket)
+
+        background: set[asyncio.Task[None]] = set()
+
+        def reload() -> None:
+            task = loop.create_task(import_config(engine, args.config))
+            background.add(task)
+            task.add_done_callback(background.discard)
+
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, reload)
+
+        async def watch_links() -> None:
+            while True:
+                if await netlink.wait_change():
+                    try:
+                        await engine.on_netlink_change()
+                    except SharewallError as err:
+                        log.error("reconcile after a link change failed: %s", err.message)
+
+        async def refresh_names() -> None:
+            while True:
+                await asyncio.sleep(RESOLVE_INTERVAL_S)
+                try:
+                    await engine.refresh_names()
+                except SharewallError as err:
+                    log.error("host-name refresh failed: %s", err.message)
+
+        tasks = [asyncio.create_task(watch_links()), asyncio.create_task(refresh_names())]
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await runner.cleanup()
+            nft.close()
+            store.close()
+    log.info("sharewalld stopped")
+    return 0
+
+
+async def import_config(engine: Engine, path: Path) -> None:
+    """Import the TOML file if it changed; a bad file is reported and the last good state kept."""
+    try:
+        parsed = parse_config_file(path)
+        if parsed is not None and await engine.import_config_file(parsed):
+            log.info("imported configuration from %s", path)
+        engine.config_problem = None
+    except SharewallError as err:
+        engine.config_problem = err.message
+        log.error("configuration not applied, keeping the last good state: %s", err.message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s sharewalld %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return asyncio.run(run(args))
+    except SharewallError as err:
+        log.error("%s", err.message)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
