@@ -21,9 +21,13 @@ from sharewall.model.mapping import (
 
 
 def web(**kw: object):
-    fields: dict[str, object] = dict(
-        name="web", protocol="tcp", external_port=8080, internal_port=80, target="192.168.137.12"
-    )
+    fields: dict[str, object] = {
+        "name": "web",
+        "protocol": "tcp",
+        "external_port": 8080,
+        "internal_port": 80,
+        "target": "192.168.137.12",
+    }
     fields.update(kw)
     return make_mapping(**fields)  # type: ignore[arg-type]
 
