@@ -77,7 +77,10 @@ def test_unsolicited_inbound_is_dropped_ipv6(lab, gateway) -> None:
     start_server(lab.ns("lan1"), "tcp", 80, "lan1", bind="::")
     start_server(lab.ns("inet"), "tcp", 80, "inet", bind="::")
     inet = lab.ns("inet")
-    assert probe(lab.ns("lan1"), "tcp", lab.INET6, 80) == f"inet {lab.LAN1_6}"  # outbound + reply
+    # Outbound + reply (neighbour discovery on three links may take a moment the first time).
+    assert wait_until(
+        lambda: probe(lab.ns("lan1"), "tcp", lab.INET6, 80) == f"inet {lab.LAN1_6}", timeout=10
+    )
     assert probe(inet, "tcp", lab.WAN_GW6, 22) == "timeout"
     assert probe(inet, "tcp", lab.LAN1_6, 80) == "timeout"
     assert not ping(inet, lab.WAN_GW6)

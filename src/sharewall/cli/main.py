@@ -848,3 +848,7 @@ def lab_demo(prefix: str | None) -> None:
 def main() -> None:
     """Console-script entry point (``sharewall``)."""
     cli(prog_name="sharewall")
+
+
+if __name__ == "__main__":
+    main()

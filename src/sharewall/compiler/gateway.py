@@ -295,7 +295,15 @@ def _stateful_head(chain: str) -> list[Rule]:
 
 
 def _icf_input(chain: str, view: ConnectionView, icmp: IcmpSettings) -> list[Rule]:
-    rules = _stateful_head(chain)
+    # Neighbour discovery first: conntrack does not track it, so it would count as "invalid".
+    rules = [
+        Rule(
+            chain,
+            (match(payload("icmpv6", "type"), anon_set(list(ICMP6_ALWAYS))), ACCEPT),
+            "sharewall: ICF - IPv6 neighbour discovery",
+        )
+    ]
+    rules.extend(_stateful_head(chain))
     for proto, set_name in (("tcp", view.sets.gw_tcp), ("udp", view.sets.gw_udp)):
         rules.append(
             Rule(
@@ -315,7 +323,7 @@ def _icf_input(chain: str, view: ConnectionView, icmp: IcmpSettings) -> list[Rul
 
 def _icmp_accepts(chain: str, icmp: IcmpSettings) -> list[Rule]:
     v4 = sorted({t for opt, t in INBOUND_ICMP4.items() if getattr(icmp, opt)})
-    v6 = sorted({t for opt, t in INBOUND_ICMP6.items() if getattr(icmp, opt)} | set(ICMP6_ALWAYS))
+    v6 = sorted({t for opt, t in INBOUND_ICMP6.items() if getattr(icmp, opt)})
     rules = []
     if v4:
         rules.append(
@@ -325,13 +333,14 @@ def _icmp_accepts(chain: str, icmp: IcmpSettings) -> list[Rule]:
                 "sharewall: ICF - allowed inbound ICMP",
             )
         )
-    rules.append(
-        Rule(
-            chain,
-            (match(payload("icmpv6", "type"), anon_set(v6)), ACCEPT),
-            "sharewall: ICF - neighbour discovery and allowed inbound ICMPv6",
+    if v6:
+        rules.append(
+            Rule(
+                chain,
+                (match(payload("icmpv6", "type"), anon_set(v6)), ACCEPT),
+                "sharewall: ICF - allowed inbound ICMPv6",
+            )
         )
-    )
     return rules
 
 

@@ -23,6 +23,7 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
+from sharewall.backends.arp import announce
 from sharewall.backends.store import Store
 from sharewall.compiler import compile_desired, plan
 from sharewall.compiler.incremental import delta_for_mapping_changes
@@ -82,6 +83,7 @@ class Engine:
         self.lock = asyncio.Lock()
         self.config_problem: str | None = None
         self.stopped = False
+        self._announced: set[tuple[str, int, str, str]] = set()
 
     @property
     def config(self) -> Config:
@@ -148,13 +150,25 @@ class Engine:
             if conn is None or conn.name not in self.facts.links:
                 continue
             link = self.facts.links[conn.name]
-            if ipaddress.IPv4Interface(cidr) not in link.ipv4:
+            iface = ipaddress.IPv4Interface(cidr)
+            if iface not in link.ipv4:
                 await self.netlink.add_address(conn.name, cidr)
                 if not link.up:
                     await self.netlink.set_up(conn.name)
                 self.facts = Facts(
                     links=await self.netlink.snapshot(), resolved=self.facts.resolved
                 )
+                link = self.facts.links.get(conn.name, link)
+            # Announce the address once per link incarnation that is up: a re-created interface has a
+            # new MAC that clients would otherwise learn only after their ARP entry fails.
+            announced = (conn.name, link.index, link.mac, cidr)
+            if (
+                link.up
+                and link.carrier
+                and announced not in self._announced
+                and announce(conn.name, link.mac, iface.ip)
+            ):
+                self._announced.add(announced)
         if self.read_sysctl("net/ipv4/ip_forward").strip() != "1":
             self.write_sysctl("net/ipv4/ip_forward", 1)
 

@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s sharewalld %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # pyroute2 logs every netlink message at debug level: far too much even for -v.
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
     try:
         return asyncio.run(run(args))
     except SharewallError as err:
