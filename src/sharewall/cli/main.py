@@ -789,7 +789,7 @@ def _run_lab(action: str, call: Callable[[], object]) -> None:
 
     try:
         result = call()
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (OSError, subprocess.SubprocessError, SharewallError) as exc:
         raise CliError(f"lab {action} failed: {exc}") from exc
     # The lab may report failure by returning False or a non-zero exit status.
     if result is False:
@@ -818,19 +818,17 @@ def lab() -> None:
 @lab.command("up")
 @prefix_option
 def lab_up(prefix: str | None) -> None:
-    """Build the lab topology (outside the root namespace)."""
-    the_lab = _lab(prefix)
-    _run_lab("up", the_lab.up)
-    click.echo(f"Lab {getattr(the_lab, 'prefix', prefix)!r} is up.")
+    """Build the lab topology (outside the root namespace) and start sharewalld in its gateway."""
+    demo = _import_lab_module("sharewall.lab_demo")
+    _run_lab("up", lambda: demo.up() if prefix is None else demo.up(prefix))
 
 
 @lab.command("down")
 @prefix_option
 def lab_down(prefix: str | None) -> None:
-    """Remove the lab topology."""
-    the_lab = _lab(prefix)
-    _run_lab("down", the_lab.down)
-    click.echo(f"Lab {getattr(the_lab, 'prefix', prefix)!r} is down.")
+    """Remove the lab topology (and the sharewalld running in it)."""
+    demo = _import_lab_module("sharewall.lab_demo")
+    _run_lab("down", lambda: demo.down() if prefix is None else demo.down(prefix))
 
 
 @lab.command("demo")

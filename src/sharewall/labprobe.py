@@ -1,4 +1,4 @@
-"""A tiny traffic tool run inside test namespaces (``python -m tests.support.probe ...``).
+"""A tiny traffic tool for lab namespaces (``python -m sharewall.labprobe ...``), used by the demo and tests.
 
 Servers answer every TCP connection / UDP datagram with "<tag> <peer-ip>" so a test sees both who
 answered and which source address arrived (NAT visible). Clients print the answer, or "timeout" /
