@@ -431,35 +431,22 @@ def test_lab_missing_module_is_one_line(as_root: None, monkeypatch: pytest.Monke
 def test_lab_calls_the_lab_with_its_prefix(as_root: None, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, ...]] = []
 
-    class FakeLab:
-        def __init__(self, prefix: str = "sw-lab") -> None:
-            self.prefix = prefix
-            calls.append(("init", prefix))
-
-        def up(self) -> None:
-            calls.append(("up",))
-
-        def down(self) -> None:
-            calls.append(("down",))
-
-    module = types.ModuleType("sharewall.lab")
-    module.Lab = FakeLab  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "sharewall.lab", module)
-    assert run("lab", "up", "--prefix", "swx").stdout == "Lab 'swx' is up.\n"
-    assert run("lab", "down").stdout == "Lab 'sw-lab' is down.\n"
-    assert calls == [("init", "swx"), ("up",), ("init", "sw-lab"), ("down",)]
+    module = types.ModuleType("sharewall.lab_demo")
+    module.up = lambda prefix="sw-lab": calls.append(("up", prefix)) or 0  # type: ignore[attr-defined]
+    module.down = lambda prefix="sw-lab": calls.append(("down", prefix)) or 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sharewall.lab_demo", module)
+    assert run("lab", "up", "--prefix", "swx").exit_code == 0
+    assert run("lab", "down").exit_code == 0
+    assert calls == [("up", "swx"), ("down", "sw-lab")]
 
 
 def test_lab_command_failure_is_one_line(as_root: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    class BrokenLab:
-        prefix = "sw-lab"
+    def broken_up(prefix: str = "sw-lab") -> int:
+        raise subprocess.CalledProcessError(2, ["ip", "netns", "add", "x"], stderr="no\nway")
 
-        def up(self) -> None:
-            raise subprocess.CalledProcessError(2, ["ip", "netns", "add", "x"], stderr="no\nway")
-
-    module = types.ModuleType("sharewall.lab")
-    module.Lab = BrokenLab  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "sharewall.lab", module)
+    module = types.ModuleType("sharewall.lab_demo")
+    module.up = broken_up  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sharewall.lab_demo", module)
     assert_one_error_line(run("lab", "up"), EXIT_FAILED, "lab up failed")
 
 
