@@ -179,7 +179,20 @@ class Engine:
         if isinstance(step, ReplaceTable):
             await self.nft.apply(step.commands())
         elif not step.empty:
-            await self.nft.apply(step.commands(desired.sets))
+            try:
+                await self.nft.apply(step.commands(desired.sets))
+            except KernelError as err:
+                await self._resync(desired, err)
+        self.applied = desired
+
+    async def _resync(self, desired: Ruleset, err: KernelError) -> None:
+        """An element update was refused: the kernel is not what we applied (someone edited our table).
+        Replace the whole table (one transaction) so the kernel matches the configuration again."""
+        log.warning(
+            "nft refused an element update (%s); replacing table inet sharewall", err.message
+        )
+        self.applied = None
+        await self.nft.apply(desired.replace_commands())
         self.applied = desired
 
     def current_problems(self) -> list[str]:
@@ -193,10 +206,17 @@ class Engine:
         return problems
 
     async def _apply_mapping_changes(self, changes: list[MappingChange]) -> None:
-        delta = delta_for_mapping_changes(self.config, self.facts, changes)
-        if delta.empty or self.applied is None:
+        if self.applied is None:
+            await self._reconcile()
             return
-        await self.nft.apply(delta.commands(self.applied.sets))
+        delta = delta_for_mapping_changes(self.config, self.facts, changes)
+        if delta.empty:
+            return
+        try:
+            await self.nft.apply(delta.commands(self.applied.sets))
+        except KernelError as err:
+            await self._resync(compile_desired(self.config, self.facts), err)
+            return
         delta.apply_to(self.applied)
 
     # --- operations (each: validate, persist, apply; rollback on failure) --------------------
@@ -325,6 +345,10 @@ class Engine:
             await self._apply_mapping_changes(changes)
         except SharewallError:
             self._revert_mapping_changes(changes)
+            # The transaction failed whole, so the kernel still has the previous state; make sure our
+            # bookkeeping agrees with it.
+            with contextlib.suppress(SharewallError):
+                await self._reconcile()
             raise
         return changes
 
