@@ -96,6 +96,11 @@ class Daemon:
             user=user,
         )
 
+    def send_signal(self, sig: int) -> None:
+        """Send *sig* without waiting (SIGHUP: reload the configuration file)."""
+        assert self.proc is not None and self.proc.poll() is None
+        os.killpg(self.proc.pid, sig)
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)

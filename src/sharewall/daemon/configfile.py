@@ -73,6 +73,21 @@ class ParsedConfig(msgspec.Struct, kw_only=True):
     mappings: dict[str, list[PortMapping]]
 
 
+def _readable(err: msgspec.ValidationError, prefix: str = "") -> str:
+    """msgspec's "Expected int, got str - at `$.a.b`" as "a.b: expected int, got str"."""
+    text = str(err)
+    message, _, at = text.partition(" - at `$")
+    where = prefix + at.rstrip("`")
+    where = where.lstrip(".")
+    if message.startswith("Object contains unknown field"):
+        return (
+            f"{where + '.' if where else ''}{message.split('`')[1]}: unknown key"
+            if "`" in message
+            else message
+        )
+    return f"{where}: {message[0].lower()}{message[1:]}" if where else message
+
+
 def parse_config_file(path: Path) -> ParsedConfig | None:
     """Parse and validate the TOML file; None if it does not exist.
 
@@ -87,10 +102,23 @@ def parse_config_file(path: Path) -> ParsedConfig | None:
         data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ValidationError(f"{path}: {err}", code=ErrorCode.INVALID_CONFIG) from None
+    # Connections are checked one by one so that an error names the connection ("connections.wan0"),
+    # which msgspec's own path would show as "connections[...]".
+    raw_connections = data.pop("connections", {})
+    if not isinstance(raw_connections, dict):
+        raise ValidationError(f"{path}: connections must be a table", code=ErrorCode.INVALID_CONFIG)
     try:
         parsed = msgspec.convert(data, type=ConfigFile)
     except msgspec.ValidationError as err:
-        raise ValidationError(f"{path}: {err}", code=ErrorCode.INVALID_CONFIG) from None
+        raise ValidationError(f"{path}: {_readable(err)}", code=ErrorCode.INVALID_CONFIG) from None
+    for conn_name, declared in raw_connections.items():
+        try:
+            parsed.connections[conn_name] = msgspec.convert(declared, type=FileConnection)
+        except msgspec.ValidationError as err:
+            where = f"connections.{conn_name}"
+            raise ValidationError(
+                f"{path}: {_readable(err, where)}", code=ErrorCode.INVALID_CONFIG
+            ) from None
     mappings: dict[str, list[PortMapping]] = {}
     for conn_name, conn in parsed.connections.items():
         for index, m in enumerate(conn.mappings):
