@@ -430,6 +430,20 @@ class Engine:
                 raise
             return True
 
+    async def expire(self, now: float) -> list[MappingChange]:
+        """Remove dynamic mappings whose lease ended at or before *now* (one transaction)."""
+        async with self.lock:
+            due = [
+                (conn.id, m.name)
+                for conn in self.config.connections.values()
+                for m in conn.mappings.values()
+                if m.expires_at is not None and m.expires_at <= now
+            ]
+            if not due or self.stopped:
+                return []
+            changes = [self.desired.remove_mapping(cid, name) for cid, name in due]
+            return await self._commit_mapping_changes(changes)
+
     async def teardown(self) -> None:
         """Remove everything sharewall put into the kernel, and stop managing it."""
         async with self.lock:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 from sharewall.errors import SharewallError
@@ -23,6 +24,7 @@ from .ipc import build_app, serve
 
 log = logging.getLogger("sharewall.daemon")
 
+EXPIRY_INTERVAL_S = 1.0  # dynamic mappings disappear within a second of their lease's end
 DEFAULT_CONFIG = Path("/etc/sharewall/sharewall.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/sharewall")
 DEFAULT_SOCKET = Path("/run/sharewall/sharewall.sock")
@@ -94,7 +96,19 @@ async def run(args: argparse.Namespace) -> int:
                 except SharewallError as err:
                     log.error("host-name refresh failed: %s", err.message)
 
-        tasks = [asyncio.create_task(watch_links()), asyncio.create_task(refresh_names())]
+        async def expire_leases() -> None:
+            while True:
+                try:
+                    await engine.expire(time.time())
+                except SharewallError as err:
+                    log.error("expiring leases failed: %s", err.message)
+                await asyncio.sleep(EXPIRY_INTERVAL_S)
+
+        tasks = [
+            asyncio.create_task(watch_links()),
+            asyncio.create_task(refresh_names()),
+            asyncio.create_task(expire_leases()),
+        ]
         try:
             await stop.wait()
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -94,7 +95,13 @@ def mapping_view(engine: Engine, conn: ConnectionConfig, mapping: PortMapping) -
         "options": mapping.options,
         "active": active,
         "target_address": address,
-        "source": "static",
+        "source": mapping.source.value,
+        "client": mapping.client or None,
+        "description": mapping.description,
+        "expires_at": mapping.expires_at,
+        "remaining_s": None
+        if mapping.expires_at is None
+        else round(max(0.0, mapping.expires_at - time.time()), 1),
     }
 
 

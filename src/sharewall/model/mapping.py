@@ -99,6 +99,18 @@ class PortMapping(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     enabled: bool = True
     builtin: bool = False
     options: int = 0  # HNetCfg dwOptions: reserved, kept and returned as given
+    # Dynamic mappings (UPnP, NAT-PMP, PCP) share this one table with static ones.
+    source: MappingSource = MappingSource.STATIC
+    client: str = ""  # the requester's address; "" for static mappings
+    description: str = ""  # the requester's description (UPnP NewPortMappingDescription)
+    expires_at: float | None = None  # wall-clock epoch seconds; None: no lease
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.source is not MappingSource.STATIC
+
+    def remaining_s(self, now: float) -> float | None:
+        return None if self.expires_at is None else max(0.0, self.expires_at - now)
 
     @property
     def key(self) -> tuple[Protocol, int]:
