@@ -597,6 +597,51 @@ class Client:
         path = self._connection_path(ref) + "/mappings/" + _quote_segment(name, "mapping name")
         return str(self._call("DELETE", path, "removed"))
 
+    def leases(self) -> list[dict[str, Any]]:
+        """The DHCP leases on the private side.
+
+        Returns:
+            Each lease as ``{"mac", "ip", "hostname", "expires_at", "connection"}``.
+
+        Raises:
+            DaemonUnavailableError: the daemon cannot be reached.
+        """
+        return cast(list[dict[str, Any]], self._call("GET", "/v1/leases", "leases"))
+
+    def reservations(self) -> list[dict[str, Any]]:
+        """The DHCP reservations (``{"mac", "ip", "hostname"}`` each).
+
+        Raises:
+            DaemonUnavailableError: the daemon cannot be reached.
+        """
+        return cast(list[dict[str, Any]], self._call("GET", "/v1/reservations", "reservations"))
+
+    def add_reservation(self, mac: str, ip: str, hostname: str | None = None) -> dict[str, Any]:
+        """Reserve *ip* for *mac* (replacing that MAC's reservation), without dropping any lease.
+
+        Args:
+            mac: the client's Ethernet address.
+            ip: an address in a private network (not the gateway's own).
+            hostname: the name DNS answers for it, optional.
+
+        Raises:
+            ValidationError: bad MAC, host name, or an address outside the private networks.
+            ConflictError: the address or host name is reserved for another MAC.
+            PermissionDeniedError: the caller may not change sharewall.
+        """
+        body: dict[str, object] = {"mac": mac, "ip": ip, "hostname": hostname}
+        return cast(dict[str, Any], self._call("POST", "/v1/reservations", "reservation", body))
+
+    def remove_reservation(self, mac: str) -> str:
+        """Remove *mac*'s reservation (its current lease is kept until it ends).
+
+        Raises:
+            NotFoundError: no reservation for that MAC.
+            PermissionDeniedError: the caller may not change sharewall.
+        """
+        path = "/v1/reservations/" + _quote_segment(mac, "MAC address")
+        return cast(str, self._call("DELETE", path, "removed"))
+
     def teardown(self) -> None:
         """Remove everything sharewall put into the kernel.
 

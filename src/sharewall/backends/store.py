@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 
 from sharewall.model.config import Config, ConnectionConfig, Settings, Sharing
+from sharewall.model.dhcp import DhcpSettings, Reservation
 from sharewall.model.firewall import IcmpSettings
 from sharewall.model.mapping import PortMapping
 
@@ -59,6 +60,12 @@ class Store:
         row = self._db.execute("SELECT value FROM meta WHERE key='sharing'").fetchone()
         if row:
             config.sharing = msgspec.json.decode(row[0], type=Sharing)
+        row = self._db.execute("SELECT value FROM meta WHERE key='dhcp'").fetchone()
+        if row:
+            config.dhcp = msgspec.json.decode(row[0], type=DhcpSettings)
+        row = self._db.execute("SELECT value FROM meta WHERE key='reservations'").fetchone()
+        if row:
+            config.reservations = msgspec.json.decode(row[0], type=list[Reservation])
         for cid, name, mac, firewall, icmp in self._db.execute(
             "SELECT id, name, mac, firewall, icmp FROM connections ORDER BY rowid"
         ):
@@ -124,6 +131,8 @@ class Store:
         delete_mappings: Iterable[tuple[str, str]] = (),
         sharing: Sharing | None = None,
         settings: Settings | None = None,
+        dhcp: DhcpSettings | None = None,
+        reservations: list[Reservation] | None = None,
         meta: dict[str, str] | None = None,
     ) -> None:
         """Write any mix of changes as ONE transaction (all or nothing), durable on return."""
@@ -149,7 +158,12 @@ class Store:
                     (msgspec.json.encode(settings).decode(),),
                 )
             )
-        for key, value in (meta or {}).items():
+        meta = dict(meta or {})
+        if dhcp is not None:
+            meta["dhcp"] = msgspec.json.encode(dhcp).decode()
+        if reservations is not None:
+            meta["reservations"] = msgspec.json.encode(reservations).decode()
+        for key, value in meta.items():
             stmts.append(("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)))
         if stmts:
             self._tx(stmts)
@@ -178,4 +192,11 @@ class Store:
                 (msgspec.json.encode(config.settings).decode(),),
             )
         )
+        for key, value in (("dhcp", config.dhcp), ("reservations", config.reservations)):
+            stmts.append(
+                (
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    (key, msgspec.json.encode(value).decode()),
+                )
+            )
         self._tx(stmts)

@@ -586,6 +586,84 @@ def mappings_remove(state: _State, connection: str, name: str) -> None:
     click.echo(f"Removed {removed!r} from {connection}.")
 
 
+# -- DHCP: leases and reservations ----------------------------------------------------------------
+
+
+def _expiry_text(expires_at: object) -> str:
+    if not isinstance(expires_at, int | float):
+        return "never"
+    import time
+
+    left = int(expires_at - time.time())
+    return "expired" if left <= 0 else f"in {left // 60} min {left % 60} s"
+
+
+@cli.command()
+@json_option
+@click.pass_obj
+def leases(state: _State, as_json: bool) -> None:
+    """List DHCP leases on the private side: MAC, address, host name, expiry, connection."""
+    items = state.client().leases()
+    if as_json:
+        print_json({"leases": items})
+        return
+    rows = [
+        [
+            x["mac"],
+            x["ip"],
+            x.get("hostname") or "-",
+            _expiry_text(x.get("expires_at")),
+            x.get("connection") or "-",
+        ]
+        for x in items
+    ]
+    print_table(["MAC", "Address", "Host name", "Expires", "Connection"], rows, title="Leases")
+
+
+@cli.group()
+def reservations() -> None:
+    """Fixed DHCP addresses by MAC (changes apply at once, without dropping leases)."""
+
+
+@reservations.command("list")
+@json_option
+@click.pass_obj
+def reservations_list(state: _State, as_json: bool) -> None:
+    """List the DHCP reservations."""
+    items = state.client().reservations()
+    if as_json:
+        print_json({"reservations": items})
+        return
+    rows = [[x["mac"], x["ip"], x.get("hostname") or "-"] for x in items]
+    print_table(["MAC", "Address", "Host name"], rows, title="Reservations")
+
+
+@reservations.command("add")
+@click.argument("mac")
+@click.argument("ip")
+@click.option("--hostname", default=None, help="The name DNS answers for this host.")
+@click.pass_obj
+def reservations_add(state: _State, mac: str, ip: str, hostname: str | None) -> None:
+    """Reserve address IP for the client with Ethernet address MAC."""
+    from sharewall.model.dhcp import normalize_mac, validate_hostname
+
+    with _validated():
+        mac = normalize_mac(mac)
+        if hostname:
+            validate_hostname(hostname)
+    added = state.client().add_reservation(mac, ip, hostname)
+    click.echo(f"Reserved {added['ip']} for {added['mac']}.")
+
+
+@reservations.command("remove")
+@click.argument("mac")
+@click.pass_obj
+def reservations_remove(state: _State, mac: str) -> None:
+    """Remove the reservation of MAC."""
+    removed = state.client().remove_reservation(mac)
+    click.echo(f"Removed the reservation of {removed}.")
+
+
 # -- mappings import: read, validate locally, send once -------------------------------------------
 
 

@@ -72,7 +72,13 @@ def resolve_target(
         return "gateway"
     if kind is TargetKind.ADDRESS:
         return ipaddress.IPv4Address(mapping.target)
-    return resolved.get(mapping.target.rstrip(".").lower())
+    # Host names and MACs resolve through facts: DHCP leases first, then the system resolver.
+    return resolved.get(target_key(mapping.target))
+
+
+def target_key(target: str) -> str:
+    """How a host-name or MAC target is looked up in ``Facts.resolved``."""
+    return target.rstrip(".").lower()
 
 
 def mapping_elements(

@@ -27,6 +27,7 @@ from sharewall.backends.arp import announce
 from sharewall.backends.store import Store
 from sharewall.compiler import compile_desired, plan
 from sharewall.compiler.incremental import delta_for_mapping_changes
+from sharewall.compiler.mappings import target_key
 from sharewall.compiler.plan import ElementDelta, ReplaceTable
 from sharewall.compiler.ruleset import FAMILY, TABLE, Json, Ruleset
 from sharewall.daemon.configfile import ParsedConfig
@@ -34,6 +35,7 @@ from sharewall.errors import KernelError, SharewallError
 from sharewall.facts import Facts, Link
 from sharewall.model.changes import Desired, MappingChange, SharingChange
 from sharewall.model.config import Config, ConnectionConfig
+from sharewall.model.dhcp import Reservation, check_reservations
 from sharewall.model.firewall import IcmpSettings
 from sharewall.model.mapping import PortMapping, TargetKind, classify_target
 
@@ -83,6 +85,13 @@ class Engine:
         self.lock = asyncio.Lock()
         self.config_problem: str | None = None
         self.stopped = False
+        self._dns: dict[str, ipaddress.IPv4Address] = {}
+        self._leased: dict[str, ipaddress.IPv4Address] = {}
+        # Called (under the lock) after every full reconcile: services that follow sharing state
+        # (dnsmasq, NAT traversal servers) re-check themselves here.
+        self.after_reconcile: list[Callable[[], Awaitable[None]]] = []
+        # Other components' current problems, shown by status.
+        self.problem_sources: list[Callable[[], list[str]]] = []
         self._announced: set[tuple[str, int, str, str]] = set()
 
     @property
@@ -125,21 +134,45 @@ class Engine:
             self.store.save(connections=changed)
         self.facts = Facts(links=links, resolved=self.facts.resolved)
 
-    async def _resolve_all(self) -> bool:
-        names = {
-            m.target.rstrip(".").lower()
-            for c in self.config.connections.values()
-            for m in c.mappings.values()
-            if classify_target(m.target) is TargetKind.HOSTNAME
+    def _hostname_targets(self, mappings: list[PortMapping] | None = None) -> set[str]:
+        pool = (
+            mappings
+            if mappings is not None
+            else [m for c in self.config.connections.values() for m in c.mappings.values()]
+        )
+        return {
+            target_key(m.target) for m in pool if classify_target(m.target) is TargetKind.HOSTNAME
         }
-        resolved: dict[str, ipaddress.IPv4Address] = {}
-        for name in sorted(names):
-            addr = await self.resolver(name)
-            if addr is not None:
-                resolved[name] = addr
+
+    def _publish_resolved(self) -> bool:
+        """facts.resolved = DNS answers overlaid with DHCP leases (a lease is the fresher truth)."""
+        resolved = {**self._dns, **self._leased}
         changed = resolved != self.facts.resolved
         self.facts = Facts(links=self.facts.links, resolved=resolved)
         return changed
+
+    async def _resolve_all(self) -> bool:
+        """Resolve host-name targets that no DHCP lease answers for (static hosts, /etc/hosts)."""
+        dns: dict[str, ipaddress.IPv4Address] = {}
+        for name in sorted(self._hostname_targets() - set(self._leased)):
+            addr = await self.resolver(name)
+            if addr is not None:
+                dns[name] = addr
+        self._dns = dns
+        return self._publish_resolved()
+
+    def preload_leases(self, leased: dict[str, ipaddress.IPv4Address]) -> None:
+        """Leases known before start-up (from the lease file), so the first reconcile uses them."""
+        self._leased = dict(leased)
+        self._publish_resolved()
+
+    async def set_leases(self, leased: dict[str, ipaddress.IPv4Address]) -> None:
+        """DHCP leases changed: *leased* maps host names, FQDNs and MACs to addresses. Mappings to
+        those targets follow at once, as one element delta (no DNS polling)."""
+        async with self.lock:
+            self._leased = dict(leased)
+            if self._publish_resolved() and not self.stopped:
+                await self._reconcile()
 
     async def _ensure_sharing_side_effects(self) -> None:
         sharing = self.config.sharing
@@ -184,6 +217,11 @@ class Engine:
             except KernelError as err:
                 await self._resync(desired, err)
         self.applied = desired
+        for listener in self.after_reconcile:
+            try:
+                await listener()
+            except SharewallError as err:
+                log.error("a service could not follow the new state: %s", err.message)
 
     async def _resync(self, desired: Ruleset, err: KernelError) -> None:
         """An element update was refused: the kernel is not what we applied (someone edited our table).
@@ -197,6 +235,8 @@ class Engine:
 
     def current_problems(self) -> list[str]:
         problems = [self.config_problem] if self.config_problem else []
+        for source in self.problem_sources:
+            problems.extend(source())
         sharing = self.config.sharing
         if sharing.active:
             for conn_id in [sharing.public, *sharing.private]:
@@ -319,19 +359,14 @@ class Engine:
             return (await self._commit_mapping_changes([change]))[0]
 
     async def _resolve_new_targets(self, mappings: list[PortMapping]) -> None:
-        missing = {
-            m.target.rstrip(".").lower()
-            for m in mappings
-            if m.enabled and classify_target(m.target) is TargetKind.HOSTNAME
-        } - set(self.facts.resolved)
-        if not missing:
-            return
-        resolved = dict(self.facts.resolved)
+        enabled = [m for m in mappings if m.enabled]
+        missing = self._hostname_targets(enabled) - set(self.facts.resolved)
         for name in sorted(missing):
             addr = await self.resolver(name)
             if addr is not None:
-                resolved[name] = addr
-        self.facts = Facts(links=self.facts.links, resolved=resolved)
+                self._dns[name] = addr
+        if missing:
+            self._publish_resolved()
 
     async def _commit_mapping_changes(self, changes: list[MappingChange]) -> list[MappingChange]:
         puts = [(c.connection_id, c.new) for c in changes if c.new is not None and _stored(c.new)]
@@ -430,6 +465,15 @@ class Engine:
                 raise
             return True
 
+    async def set_reservations(self, reservations: list[Reservation]) -> None:
+        """Replace the DHCP reservations (already validated against the private networks)."""
+        async with self.lock:
+            check_reservations(reservations)
+            self.store.save(reservations=reservations)
+            self.config.reservations = list(reservations)
+            for listener in self.after_reconcile:
+                await listener()
+
     async def expire(self, now: float) -> list[MappingChange]:
         """Remove dynamic mappings whose lease ended at or before *now* (one transaction)."""
         async with self.lock:
@@ -471,7 +515,7 @@ class Engine:
         elif kind is TargetKind.ADDRESS:
             address = mapping.target
         else:
-            found = self.facts.resolved.get(mapping.target.rstrip(".").lower())
+            found = self.facts.resolved.get(target_key(mapping.target))
             address = None if found is None else str(found)
             if found is None:
                 return False, None

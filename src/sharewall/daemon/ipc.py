@@ -20,14 +20,17 @@ from aiohttp import web
 
 from sharewall.errors import (
     ErrorCode,
+    NotFoundError,
     PermissionDeniedError,
     SharewallError,
     ValidationError,
 )
+from sharewall.model.dhcp import make_reservation, normalize_mac
 from sharewall.model.mapping import make_mapping
 
 from .engine import Engine
 from .openapi import openapi_document
+from .private_services import PrivateServices
 from .views import connection_view, mapping_view, sharing_view, status_view
 
 log = logging.getLogger("sharewall.ipc")
@@ -121,7 +124,12 @@ def want_str_list(data: dict[str, Any], key: str) -> list[str]:
     return value
 
 
-def build_app(engine: Engine, *, on_teardown: Callable[[], None] | None = None) -> web.Application:
+def build_app(
+    engine: Engine,
+    *,
+    services: PrivateServices | None = None,
+    on_teardown: Callable[[], None] | None = None,
+) -> web.Application:
     app = web.Application(middlewares=[errors_and_auth], client_max_size=MAX_BODY_BYTES)
     routes = web.RouteTableDef()
 
@@ -250,6 +258,55 @@ def build_app(engine: Engine, *, on_teardown: Callable[[], None] | None = None) 
         name = request.match_info["name"]
         await engine.remove_mapping(request.match_info["ref"], name)
         return web.json_response({"removed": name})
+
+    def private_services() -> PrivateServices:
+        if services is None:
+            raise NotFoundError("the DHCP allocator is not available in this daemon")
+        return services
+
+    def reservation_views() -> list[dict[str, Any]]:
+        return [
+            {"mac": r.mac, "ip": r.ip, "hostname": r.hostname} for r in engine.config.reservations
+        ]
+
+    @routes.get("/v1/leases")
+    async def leases(_: web.Request) -> web.Response:
+        return web.json_response({"leases": private_services().lease_views()})
+
+    @routes.get("/v1/reservations")
+    async def reservations(_: web.Request) -> web.Response:
+        return web.json_response({"reservations": reservation_views()})
+
+    @routes.post("/v1/reservations")
+    async def add_reservation(request: web.Request) -> web.Response:
+        data = await body(request)
+        mac, ip, hostname = data.get("mac"), data.get("ip"), data.get("hostname")
+        if not isinstance(mac, str) or not isinstance(ip, str):
+            raise ValidationError("'mac' and 'ip' are required strings")
+        if hostname is not None and not isinstance(hostname, str):
+            raise ValidationError("'hostname' must be a string")
+        reservation = make_reservation(mac, ip, hostname, private_services().private_gateways())
+        kept = [r for r in engine.config.reservations if r.mac != reservation.mac]
+        await engine.set_reservations([*kept, reservation])
+        return web.json_response(
+            {
+                "reservation": {
+                    "mac": reservation.mac,
+                    "ip": reservation.ip,
+                    "hostname": reservation.hostname,
+                }
+            },
+            status=201,
+        )
+
+    @routes.delete("/v1/reservations/{mac}")
+    async def remove_reservation(request: web.Request) -> web.Response:
+        mac = normalize_mac(request.match_info["mac"])
+        kept = [r for r in engine.config.reservations if r.mac != mac]
+        if len(kept) == len(engine.config.reservations):
+            raise NotFoundError(f"no reservation for {mac}", code=ErrorCode.UNKNOWN_MAPPING)
+        await engine.set_reservations(kept)
+        return web.json_response({"removed": mac})
 
     @routes.post("/v1/teardown")
     async def teardown(_: web.Request) -> web.Response:

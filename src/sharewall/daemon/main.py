@@ -21,6 +21,7 @@ from sharewall.errors import SharewallError
 from .configfile import parse_config_file
 from .engine import RESOLVE_INTERVAL_S, Engine
 from .ipc import build_app, serve
+from .private_services import PrivateServices
 
 log = logging.getLogger("sharewall.daemon")
 
@@ -60,13 +61,21 @@ async def run(args: argparse.Namespace) -> int:
             read_sysctl=read_sysctl,
             write_sysctl=write_sysctl,
         )
+        # --- private side: DHCP allocator + DNS proxy (dnsmasq), leases that mappings follow ---
+        services = PrivateServices(engine, args.state_dir)
+        services.preload()
+        engine.after_reconcile.append(services.sync)
+        engine.problem_sources.append(lambda: list(services.problems))
+        # ---
         await engine.start()
         await import_config(engine, args.config)
 
         def after_teardown() -> None:
             loop.call_soon(stop.set)
 
-        runner = await serve(build_app(engine, on_teardown=after_teardown), args.socket)
+        runner = await serve(
+            build_app(engine, services=services, on_teardown=after_teardown), args.socket
+        )
         log.info("sharewalld ready on %s", args.socket)
 
         background: set[asyncio.Task[None]] = set()
@@ -118,6 +127,7 @@ async def run(args: argparse.Namespace) -> int:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await runner.cleanup()
+            await services.stop()
             nft.close()
             store.close()
     log.info("sharewalld stopped")

@@ -135,6 +135,29 @@ def openapi_document() -> dict[str, Any]:
                 ),
                 "delete": _op("Remove a mapping (built-in services cannot be removed)"),
             },
+            "/v1/leases": {"get": _op("DHCP leases: MAC, address, host name, expiry, connection")},
+            "/v1/reservations": {
+                "get": _op("DHCP reservations"),
+                "post": _op(
+                    "Reserve an address for a MAC (replaces that MAC's reservation)",
+                    body={
+                        "type": "object",
+                        "required": ["mac", "ip"],
+                        "properties": {
+                            "mac": {"type": "string"},
+                            "ip": {"type": "string"},
+                            "hostname": {"type": ["string", "null"]},
+                        },
+                    },
+                    ok="201",
+                ),
+            },
+            "/v1/reservations/{mac}": {
+                "parameters": [
+                    {"name": "mac", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "delete": _op("Remove a reservation (leases are kept)"),
+            },
             "/v1/teardown": {
                 "post": _op("Remove everything sharewall put into the kernel and stop")
             },

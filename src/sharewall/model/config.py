@@ -11,6 +11,7 @@ import ipaddress
 import msgspec
 
 from sharewall.errors import ValidationError
+from sharewall.model.dhcp import DhcpSettings, Reservation
 from sharewall.model.firewall import IcmpSettings
 from sharewall.model.mapping import BUILTIN_SERVICES, PortMapping
 
@@ -75,6 +76,8 @@ class Config(msgspec.Struct, kw_only=True):
     settings: Settings = msgspec.field(default_factory=Settings)
     connections: dict[str, ConnectionConfig] = {}
     sharing: Sharing = msgspec.field(default_factory=Sharing)
+    dhcp: DhcpSettings = msgspec.field(default_factory=DhcpSettings)
+    reservations: list[Reservation] = []
 
     def connection_by_name(self, name: str) -> ConnectionConfig | None:
         for conn in self.connections.values():

@@ -42,11 +42,13 @@ class TargetKind(enum.StrEnum):
     GATEWAY = "gateway"  # the sharewall machine itself (a redirect + input hole)
     ADDRESS = "address"  # a private IPv4 address (DNAT + forward hole)
     HOSTNAME = "hostname"  # a host name resolved to an address (DHCP leases or the resolver)
+    MAC = "mac"  # a private host by its Ethernet address: follows its DHCP lease
 
 
 GATEWAY = "gateway"
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
 def classify_target(target: str) -> TargetKind:
@@ -57,6 +59,8 @@ def classify_target(target: str) -> TargetKind:
     """
     if target == GATEWAY:
         return TargetKind.GATEWAY
+    if _MAC.match(target.lower()):
+        return TargetKind.MAC
     try:
         addr = ipaddress.IPv4Address(target)
     except ValueError:
@@ -167,7 +171,8 @@ def make_mapping(
     target = target.strip()
     if target.lower() == GATEWAY:
         target = GATEWAY
-    classify_target(target)
+    if classify_target(target) is TargetKind.MAC:
+        target = target.lower()
     if not isinstance(enabled, bool):
         raise ValidationError(f"enabled must be true or false, not {enabled!r}")
     if isinstance(options, bool) or not isinstance(options, int) or not 0 <= options <= 0xFFFFFFFF:
