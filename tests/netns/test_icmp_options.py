@@ -36,16 +36,6 @@ ARRIVAL_S = 3.0
 
 UDP_MAPPED_PORT = 4000  # mapped to the gateway itself; nothing listens there
 
-# Conntrack keeps no state for these unsolicited inbound types (no reply type to invert to, or an error
-# quoting no known flow), so `ct state invalid drop` in in_<slot> throws them away before the rule that
-# accepts the allowed ICMP types is reached. Moving that rule above the invalid drop (as is done for
-# neighbour discovery) makes them arrive: checked by hand with `nft insert rule ... accept`.
-SHADOWED_BY_INVALID_DROP = pytest.mark.xfail(
-    reason="compiler/gateway.py accepts allowed inbound ICMP after `ct state invalid drop`, "
-    "and conntrack marks this type invalid",
-    strict=True,
-)
-
 
 @dataclass(frozen=True)
 class IcmpLab:
@@ -178,15 +168,9 @@ INBOUND = [
     pytest.param(Inbound("inbound_echo_request", 6, 128, 129), id="echo-v6"),
     pytest.param(Inbound("inbound_timestamp_request", 4, 13, 14), id="timestamp"),
     pytest.param(Inbound("inbound_mask_request", 4, 17, None), id="mask"),
-    pytest.param(
-        Inbound("inbound_router_request", 4, 10, None),
-        id="router-solicitation",
-        marks=SHADOWED_BY_INVALID_DROP,
-    ),
-    pytest.param(Inbound("redirect", 4, 5, None), id="redirect-v4", marks=SHADOWED_BY_INVALID_DROP),
-    pytest.param(
-        Inbound("redirect", 6, 137, None), id="redirect-v6", marks=SHADOWED_BY_INVALID_DROP
-    ),
+    pytest.param(Inbound("inbound_router_request", 4, 10, None), id="router-solicitation"),
+    pytest.param(Inbound("redirect", 4, 5, None), id="redirect-v4"),
+    pytest.param(Inbound("redirect", 6, 137, None), id="redirect-v6"),
 ]
 
 

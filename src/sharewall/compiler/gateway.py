@@ -295,7 +295,8 @@ def _stateful_head(chain: str) -> list[Rule]:
 
 
 def _icf_input(chain: str, view: ConnectionView, icmp: IcmpSettings) -> list[Rule]:
-    # Neighbour discovery first: conntrack does not track it, so it would count as "invalid".
+    # Neighbour discovery and the allowed ICMP types first: conntrack keeps no state for ND, router
+    # solicitations or unsolicited redirects, so after the invalid-state drop they could never pass.
     rules = [
         Rule(
             chain,
@@ -303,6 +304,7 @@ def _icf_input(chain: str, view: ConnectionView, icmp: IcmpSettings) -> list[Rul
             "sharewall: ICF - IPv6 neighbour discovery",
         )
     ]
+    rules.extend(_icmp_accepts(chain, icmp))
     rules.extend(_stateful_head(chain))
     for proto, set_name in (("tcp", view.sets.gw_tcp), ("udp", view.sets.gw_udp)):
         rules.append(
@@ -316,7 +318,6 @@ def _icf_input(chain: str, view: ConnectionView, icmp: IcmpSettings) -> list[Rul
                 f"sharewall: ICF - {proto} port mappings to the gateway",
             )
         )
-    rules.extend(_icmp_accepts(chain, icmp))
     rules.append(Rule(chain, (DROP,), "sharewall: ICF - unsolicited inbound is dropped"))
     return rules
 
