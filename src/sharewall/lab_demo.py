@@ -99,6 +99,43 @@ def down(prefix: str = "sw-lab") -> int:
     return 0
 
 
+# --- DHCP clients in the lab -----------------------------------------------------------------------
+
+# busybox udhcpc's hook: configure the address and default route; never touch /etc/resolv.conf (the
+# host's file: the lab namespaces have no /etc/netns copy of their own).
+UDHCPC_HOOK = """#!/bin/sh
+case "$1" in
+  deconfig) ip -4 addr flush dev "$interface" scope global ;;
+  bound|renew)
+    ip -4 addr flush dev "$interface" scope global
+    ip addr add "$ip/$subnet" dev "$interface"
+    ip route replace default via "$router" dev "$interface"
+    printf '%s %s %s %s\\n' "$ip" "$router" "$dns" "$domain" > "$SHAREWALL_DHCP_OUT" ;;
+esac
+exit 0
+"""
+
+
+def dhcp_client(
+    lab: Lab, role: str, hostname: str, workdir: Path, *, timeout: float = 20, tries: int = 6
+) -> dict[str, str]:
+    """Run busybox udhcpc once in *role*'s namespace; returns ip, router, dns, domain of the lease."""
+    hook = workdir / "udhcpc-hook"
+    if not hook.exists():
+        hook.write_text(UDHCPC_HOOK)
+        hook.chmod(0o755)
+    out = workdir / f"dhcp-{role}.txt"
+    out.unlink(missing_ok=True)
+    subprocess.run(
+        ["ip", "netns", "exec", lab.ns(role), "env", f"SHAREWALL_DHCP_OUT={out}",
+         "udhcpc", "-i", Lab.HOST_IF, "-s", str(hook), "-f", "-q", "-n", "-t", str(tries), "-T", "1",
+         "-x", f"hostname:{hostname}"],
+        capture_output=True, text=True, timeout=timeout, check=True,
+    )  # fmt: skip
+    ip, router, dns, domain = [*out.read_text().split(), "", "", "", ""][:4]
+    return {"ip": ip, "router": router, "dns": dns, "domain": domain}
+
+
 # --- the demonstration -----------------------------------------------------------------------------
 
 
@@ -173,6 +210,21 @@ def _probe(lab: Lab, role: str, kind: str, host: str, port: int) -> str:
     return out.stdout.strip() or out.stderr.strip()
 
 
+def _leased_ip(client: Client, hostname: str) -> str:
+    for lease in client.leases():
+        if lease.get("hostname") == hostname:
+            return str(lease["ip"])
+    raise SharewallError(f"{hostname} has no lease")
+
+
+def _lease_text(lab: Lab, role: str, workdir: Path, tries: int = 6) -> str:
+    try:
+        lease = dhcp_client(lab, role, role, workdir, timeout=15, tries=tries)
+    except subprocess.CalledProcessError:
+        return f"no lease for {role}"
+    return f"{role} got {lease['ip']} (router {lease['router']}, DNS {lease['dns']}, domain {lease['domain']})"
+
+
 def _describe_sharing(sharing: SharingInfo) -> str:
     public = sharing["public"]
     name = public["name"] if public else "?"
@@ -185,14 +237,15 @@ def run(prefix: str = "sw-lab-demo") -> int:
     if os.geteuid() != 0:
         print("sharewall lab demo needs root (it creates network namespaces).", file=sys.stderr)
         return 2
-    lab = Lab(prefix=prefix)
+    lab = Lab(prefix=prefix, static=False)
     if lab.exists():
         lab.down()
     print(
         f"Building lab {prefix!r}: Internet host {Lab.INET}, gateway wan0 {Lab.WAN_GW} / lan0, "
-        f"LAN clients {Lab.LAN1} and {Lab.LAN2} behind a switch."
+        "LAN clients lan1 and lan2 (no address yet: they will ask DHCP) behind a switch."
     )
-    narrator = Narrator(total=8)
+    narrator = Narrator(total=9)
+    workdir = lab_dir(prefix)
     try:
         lab.up()
         start_daemon(lab)
@@ -202,16 +255,22 @@ def run(prefix: str = "sw-lab-demo") -> int:
         _serve(lab, "gw", "tcp", 22, "gateway-ssh")
         public = Lab.WAN_GW
         narrator.check(
-            "Before sharing, LAN client lan1 tries the Internet web server",
-            lambda: _probe(lab, "lan1", "tcp", Lab.INET, 80),
-            lambda r: r == "timeout",
-            "no sharing, no way out",
+            "Before sharing, LAN client lan1 asks for an address (DHCP)",
+            lambda: _lease_text(lab, "lan1", workdir, tries=2),
+            lambda r: r.startswith("no lease"),
+            "no sharing, no DHCP server, no way out",
         )
         narrator.check(
             "sharewall share wan0 lan0",
             lambda: _describe_sharing(client.share("wan0", ["lan0"])),
             lambda r: r.startswith("public wan0"),
-            "lan0 got 192.168.137.1/24, forwarding and NAT are on, ICF protects wan0",
+            "lan0 got 192.168.137.1/24, forwarding and NAT are on, ICF protects wan0, DHCP and DNS serve lan0",
+        )
+        narrator.check(
+            "LAN clients lan1 and lan2 ask for addresses (DHCP)",
+            lambda: "; ".join(_lease_text(lab, role, workdir) for role in ("lan1", "lan2")),
+            lambda r: r.count("192.168.137.") >= 2,
+            "each got a lease with the gateway as router and DNS server (sharewall leases lists them)",
         )
         narrator.check(
             "LAN client lan1 connects to the Internet web server",
@@ -228,12 +287,12 @@ def run(prefix: str = "sw-lab-demo") -> int:
         lab.route_lan_via_gateway()
         narrator.check(
             "The Internet host probes LAN web server lan2 directly (with a route to the LAN)",
-            lambda: _probe(lab, "inet", "tcp", Lab.LAN2, 80),
+            lambda: _probe(lab, "inet", "tcp", _leased_ip(client, "lan2"), 80),
             lambda r: r == "timeout",
             "nothing behind the gateway is reachable unsolicited",
         )
         narrator.check(
-            f"sharewall mappings add wan0 web --protocol tcp --external-port 8080 --internal-port 80 --target {Lab.LAN2}",
+            "sharewall mappings add wan0 web --protocol tcp --external-port 8080 --internal-port 80 --target lan2",
             lambda: (
                 lambda m: (
                     f"{m['name']}: tcp/{m['external_port']} -> {m['target_address']}:{m['internal_port']}"
@@ -246,11 +305,11 @@ def run(prefix: str = "sw-lab-demo") -> int:
                     protocol="tcp",
                     external_port=8080,
                     internal_port=80,
-                    target=Lab.LAN2,
+                    target="lan2",
                 )
             ),
             lambda r: r.endswith("(active)"),
-            "one element added to an nft map: no table reload",
+            "by host name: it follows lan2's DHCP lease; one element added to an nft map, no reload",
         )
         narrator.check(
             f"The Internet host connects to {public}:8080",
