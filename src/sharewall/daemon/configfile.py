@@ -9,6 +9,13 @@ Example::
     [settings]
     private_network = "192.168.137.0/24"
 
+    [dhcp]                      # the DHCP allocator and DNS proxy on private connections
+    lease_time_s = 3600
+    domain = "mshome.net"
+    range_start_offset = 100    # .100-.200 of each private /24
+    range_end_offset = 200
+    upstream_servers = []       # empty: learn them from /etc/resolv.conf
+
     [sharing]
     public = "wan0"
     private = ["lan0"]
@@ -36,6 +43,7 @@ import msgspec
 
 from sharewall.errors import ErrorCode, ValidationError
 from sharewall.model.config import Settings
+from sharewall.model.dhcp import DhcpSettings, validate_dhcp_settings
 from sharewall.model.firewall import IcmpSettings
 from sharewall.model.mapping import PortMapping, make_mapping
 
@@ -63,6 +71,7 @@ class FileSharing(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     settings: Settings = msgspec.field(default_factory=Settings)
+    dhcp: DhcpSettings | None = None
     sharing: FileSharing | None = None
     connections: dict[str, FileConnection] = {}
 
@@ -118,6 +127,13 @@ def parse_config_file(path: Path) -> ParsedConfig | None:
             where = f"connections.{conn_name}"
             raise ValidationError(
                 f"{path}: {_readable(err, where)}", code=ErrorCode.INVALID_CONFIG
+            ) from None
+    if parsed.dhcp is not None:
+        try:
+            parsed.dhcp = validate_dhcp_settings(parsed.dhcp)
+        except ValidationError as err:
+            raise ValidationError(
+                f"{path}: dhcp: {err.message}", code=ErrorCode.INVALID_CONFIG
             ) from None
     mappings: dict[str, list[PortMapping]] = {}
     for conn_name, conn in parsed.connections.items():

@@ -410,6 +410,8 @@ class Engine:
             changes: list[MappingChange] = []
             try:
                 self.config.settings = parsed.file.settings
+                if parsed.file.dhcp is not None:
+                    self.config.dhcp = parsed.file.dhcp
                 for name, declared in parsed.file.connections.items():
                     conn = self.config.connection_by_name(name)
                     if conn is None:
@@ -456,6 +458,7 @@ class Engine:
                     ],
                     sharing=self.config.sharing,
                     settings=self.config.settings,
+                    dhcp=self.config.dhcp,
                     meta={"config_digest": parsed.digest},
                 )
                 await self._resolve_all()
@@ -520,6 +523,30 @@ class Engine:
             if found is None:
                 return False, None
         return mapping.enabled and conn.name in self.facts.links, address
+
+    # --- NAT traversal (issue 4): renew or overwrite a dynamic mapping in one transaction ------
+
+    async def replace_dynamic_mapping(self, ref: str, new: PortMapping) -> MappingChange:
+        """Put *new* in place of the dynamic mapping of the same name and key (a lease renewal or a
+        UPnP overwrite): one store write, one element delta (nothing when only the lease changed).
+
+        Raises:
+            NotFoundError: no such mapping (it expired or was revoked meanwhile).
+            ValidationError: not a dynamic mapping, or the protocol/external port would change.
+        """
+        from sharewall.errors import ErrorCode, NotFoundError, ValidationError
+
+        async with self.lock:
+            conn = self.desired.connection(ref)
+            old = conn.mappings.get(new.name)
+            if old is None:
+                raise NotFoundError(
+                    f"no mapping named {new.name!r} on {conn.name}", code=ErrorCode.UNKNOWN_MAPPING
+                )
+            if not old.is_dynamic or not new.is_dynamic or old.key != new.key:
+                raise ValidationError(f"{new.name!r} cannot be replaced in place")
+            conn.mappings[new.name] = new  # same key: the conflict index is unchanged
+            return (await self._commit_mapping_changes([MappingChange(conn.id, old, new)]))[0]
 
 
 def _stored(mapping: PortMapping) -> bool:
