@@ -69,6 +69,11 @@ async def run(args: argparse.Namespace) -> int:
         # ---
         await engine.start()
         await import_config(engine, args.config)
+        # --- NAT traversal (issue 4): UPnP IGD, NAT-PMP and PCP on the private connections ---
+        from .nat_traversal import start_nat_traversal
+
+        nat_traversal = await start_nat_traversal(engine, args.config)
+        # ---
 
         def after_teardown() -> None:
             loop.call_soon(stop.set)
@@ -126,6 +131,7 @@ async def run(args: argparse.Namespace) -> int:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await nat_traversal.stop()  # NAT traversal (issue 4): SSDP byebye, sockets closed
             await runner.cleanup()
             await services.stop()
             nft.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from sharewall.model.connection import (
     media_type_for_kind,
 )
 from sharewall.model.mapping import PortMapping
+from sharewall.model.nat_policy import classify_public_address
 
 from .engine import Engine
 
@@ -123,6 +125,10 @@ def sharing_view(engine: Engine) -> dict[str, Any]:
         "public": ref(public),
         "private": [ref(conns[c]) for c in sharing.private if c in conns],
         "public_address": public_address,
+        # NAT traversal (issue 4): whether mappings on that address are reachable from the Internet.
+        "public_address_class": classify_public_address(
+            None if public_address is None else ipaddress.IPv4Address(public_address)
+        ).value,
     }
 
 
