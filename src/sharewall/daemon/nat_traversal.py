@@ -36,7 +36,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -91,6 +91,8 @@ _GENA_MAX_TIMEOUT_S = 86400
 _GENA_MAX_SUBSCRIPTIONS = 64
 _GENA_MAX_PER_PEER = 8
 _GENA_NOTIFY_TIMEOUT_S = 2.0
+_GENA_INITIAL_DELAY_S = 0.05
+_GENA_MAX_PENDING_EVENTS = 16
 _UUID_NAMESPACE = uuid.UUID("8a5a3f4e-6c1b-4d8e-9a7e-2b0c1d5e6f70")
 
 
@@ -142,12 +144,17 @@ class _UpnpFaultError(Exception):
 
 @dataclass(slots=True)
 class _Subscription:
+    """One GENA subscriber; its events leave in order through one sender task."""
+
     sid: str
     event_path: str
     peer: ipaddress.IPv4Address
     callbacks: tuple[str, ...]
     expires: float
     seq: int = 0
+    pending: list[list[tuple[str, str]]] = field(default_factory=list)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    sender: asyncio.Task[None] | None = None
 
 
 class _LinkServers:
@@ -265,6 +272,12 @@ class NatTraversal:
             if self._http is not None:
                 await self._http.close()
                 self._http = None
+        senders = [s.sender for s in self._subscriptions.values() if s.sender is not None]
+        for sid in list(self._subscriptions):
+            self._drop_subscription(sid)
+        for sender in senders:
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
         for task in list(self._background):
             task.cancel()
         for task in list(self._background):
@@ -1050,7 +1063,7 @@ class NatTraversal:
                 known = self._subscriptions.get(unsubscribe.sid)
                 if known is None or known.peer != peer:
                     return 412, {}
-                del self._subscriptions[unsubscribe.sid]
+                self._drop_subscription(unsubscribe.sid)
                 return 200, {}
             parsed = igd.parse_subscribe(headers, subscriber_ip=str(peer))
         except RemoteProtocolError as error:
@@ -1079,13 +1092,30 @@ class NatTraversal:
         )
         self._subscriptions[sid] = subscription
         # UDA 1.1 §4.2: the initial event carries every evented variable, sent after the answer.
-        self._spawn(self._notify(subscription, self._evented_values(path), delay_s=0.05))
+        self._queue_event(subscription, self._evented_values(path))
+        subscription.sender = asyncio.get_running_loop().create_task(self._sender(subscription))
         return 200, igd.subscribe_response_headers(sid, timeout, self.server_header)
+
+    def _drop_subscription(self, sid: str) -> None:
+        subscription = self._subscriptions.pop(sid, None)
+        if subscription is not None and subscription.sender is not None:
+            subscription.sender.cancel()
 
     def _forget_expired_subscriptions(self) -> None:
         now = self.monotonic()
         for sid in [s.sid for s in self._subscriptions.values() if s.expires <= now]:
-            del self._subscriptions[sid]
+            self._drop_subscription(sid)
+
+    @staticmethod
+    def _queue_event(subscription: _Subscription, values: list[tuple[str, str]]) -> None:
+        if len(subscription.pending) >= _GENA_MAX_PENDING_EVENTS:
+            # A slow subscriber: merge into the last event instead of growing without bound.
+            merged = dict(subscription.pending[-1])
+            merged.update(values)
+            subscription.pending[-1] = list(merged.items())
+        else:
+            subscription.pending.append(values)
+        subscription.wakeup.set()
 
     def _event_later(self, variable: str) -> None:
         """Tell subscribers that ``variable`` changed (in the background, never blocking)."""
@@ -1097,31 +1127,45 @@ class NatTraversal:
                 (n, v) for n, v in self._evented_values(subscription.event_path) if n == variable
             ]
             if values:
-                self._spawn(self._notify(subscription, values))
+                self._queue_event(subscription, values)
 
-    async def _notify(
-        self, subscription: _Subscription, values: list[tuple[str, str]], delay_s: float = 0.0
-    ) -> None:
+    async def _sender(self, subscription: _Subscription) -> None:
+        """Deliver one subscription's events in order, SEQ 0 first (UDA 1.1 §4.2.1)."""
         import aiohttp  # the daemon has it; imported late to keep this module light
 
-        if delay_s:
-            await asyncio.sleep(delay_s)
+        timeout = aiohttp.ClientTimeout(total=_GENA_NOTIFY_TIMEOUT_S)
+        # One connection per event: subscribers often close after answering (as miniupnpd does).
+        connector = aiohttp.TCPConnector(force_close=True, limit=1)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            await asyncio.sleep(_GENA_INITIAL_DELAY_S)  # let the SUBSCRIBE answer go first
+            while True:
+                await subscription.wakeup.wait()
+                subscription.wakeup.clear()
+                while subscription.pending:
+                    values = subscription.pending.pop(0)
+                    await self._notify(session, subscription, values)
+
+    @staticmethod
+    async def _notify(
+        session: object, subscription: _Subscription, values: list[tuple[str, str]]
+    ) -> None:
+        import aiohttp
+
+        assert isinstance(session, aiohttp.ClientSession)
         body = igd.render_propertyset(values)
         headers = igd.notify_headers(subscription.sid, subscription.seq)
         # SEQ wraps to 1, never 0 again (UDA 1.1 §4.2.1).
         subscription.seq = 1 if subscription.seq >= 0xFFFF_FFFF else subscription.seq + 1
-        timeout = aiohttp.ClientTimeout(total=_GENA_NOTIFY_TIMEOUT_S)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            for url in subscription.callbacks:
-                # Defence in depth: the callback was checked at SUBSCRIBE; check again.
-                if not igd.callback_allowed(url, str(subscription.peer)):
-                    continue
-                try:
-                    async with session.request("NOTIFY", url, headers=headers, data=body) as r:
-                        await r.read()
-                    return
-                except (aiohttp.ClientError, TimeoutError, OSError):
-                    continue
+        for url in subscription.callbacks:
+            # Defence in depth: the callback was checked at SUBSCRIBE; check again.
+            if not igd.callback_allowed(url, str(subscription.peer)):
+                continue
+            try:
+                async with session.request("NOTIFY", url, headers=headers, data=body) as answer:
+                    await answer.read()
+                return
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                continue
 
 
 class _Networks:
