@@ -20,7 +20,7 @@ import json
 import os
 import select
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypedDict, cast
 from urllib.parse import quote
@@ -641,6 +641,70 @@ class Client:
         """
         path = "/v1/reservations/" + _quote_segment(mac, "MAC address")
         return cast(str, self._call("DELETE", path, "removed"))
+
+    def set_security_log(
+        self, ref: str, *, dropped: bool | None = None, connections: bool | None = None
+    ) -> dict[str, bool]:
+        """Switch the ICF security log of one connection.
+
+        Args:
+            ref: the connection's name or id.
+            dropped: log dropped packets (None: unchanged).
+            connections: log successful connections (None: unchanged).
+
+        Returns:
+            ``{"log_dropped": bool, "log_connections": bool}``.
+
+        Raises:
+            NotFoundError: no such connection.
+            PermissionDeniedError: the caller may not change sharewall.
+        """
+        body: dict[str, object] = {}
+        if dropped is not None:
+            body["log_dropped"] = dropped
+        if connections is not None:
+            body["log_connections"] = connections
+        return cast(
+            dict[str, bool], self._call("PUT", self._connection_path(ref) + "/log", "log", body)
+        )
+
+    def log_tail(self, lines: int = 50) -> list[dict[str, Any]]:
+        """The most recent security log events (as the API's JSON objects), oldest first."""
+        return cast(
+            list[dict[str, Any]], self._call("GET", f"/v1/log?lines={int(lines)}", "events")
+        )
+
+    def log_follow(self, lines: int = 10) -> Iterator[dict[str, Any]]:
+        """The last *lines* events, then every new one as it happens (blocks; stop by breaking out).
+
+        Uses its own connection, without a read timeout, so the rest of the client stays usable.
+        """
+        conn = UnixHTTPConnection(self.socket_path, timeout=self.timeout)
+        try:
+            conn.request("GET", f"/v1/log?lines={int(lines)}&follow=1")
+            response = conn.getresponse()
+            if response.status != 200:
+                data = response.read()
+                try:
+                    error = json.loads(data).get("error")
+                except (ValueError, AttributeError):
+                    error = None
+                if isinstance(error, dict):
+                    raise error_from_dict({k: v for k, v in error.items() if isinstance(v, str)})
+                raise SharewallError(f"sharewalld answered GET /v1/log with HTTP {response.status}")
+            if conn.sock is not None:
+                conn.sock.settimeout(None)
+            while True:
+                line = response.readline()
+                if not line:
+                    return
+                yield json.loads(line)
+        except OSError as exc:
+            raise DaemonUnavailableError(
+                f"lost the connection to sharewalld at {self.socket_path}: {_describe_os_error(exc)}"
+            ) from exc
+        finally:
+            conn.close()
 
     def teardown(self) -> None:
         """Remove everything sharewall put into the kernel.

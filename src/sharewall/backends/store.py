@@ -16,7 +16,7 @@ import msgspec
 
 from sharewall.model.config import Config, ConnectionConfig, Settings, Sharing
 from sharewall.model.dhcp import DhcpSettings, Reservation
-from sharewall.model.firewall import IcmpSettings
+from sharewall.model.firewall import IcmpSettings, SecurityLogSettings
 from sharewall.model.mapping import PortMapping
 
 SCHEMA = """
@@ -46,6 +46,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(connections)")}
+        if "log" not in columns:  # added with the security log; older stores lack it
+            self._db.execute("ALTER TABLE connections ADD COLUMN log TEXT NOT NULL DEFAULT '{}'")
 
     def close(self) -> None:
         self._db.close()
@@ -66,8 +69,8 @@ class Store:
         row = self._db.execute("SELECT value FROM meta WHERE key='reservations'").fetchone()
         if row:
             config.reservations = msgspec.json.decode(row[0], type=list[Reservation])
-        for cid, name, mac, firewall, icmp in self._db.execute(
-            "SELECT id, name, mac, firewall, icmp FROM connections ORDER BY rowid"
+        for cid, name, mac, firewall, icmp, log in self._db.execute(
+            "SELECT id, name, mac, firewall, icmp, log FROM connections ORDER BY rowid"
         ):
             config.connections[cid] = ConnectionConfig(
                 id=cid,
@@ -75,6 +78,7 @@ class Store:
                 mac=mac,
                 firewall=bool(firewall),
                 icmp=msgspec.json.decode(icmp, type=IcmpSettings),
+                log=msgspec.json.decode(log, type=SecurityLogSettings),
             )
         for cid, data in self._db.execute("SELECT conn_id, data FROM mappings ORDER BY rowid"):
             conn = config.connections.get(cid)

@@ -586,6 +586,69 @@ def mappings_remove(state: _State, connection: str, name: str) -> None:
     click.echo(f"Removed {removed!r} from {connection}.")
 
 
+# -- the ICF security log ---------------------------------------------------------------------------
+
+
+@firewall.command("log")
+@click.argument("connection", type=CONNECTION)
+@click.option("--dropped/--no-dropped", default=None, help="Log dropped packets.")
+@click.option("--connections/--no-connections", default=None, help="Log successful connections.")
+@click.pass_obj
+def firewall_log(
+    state: _State, connection: str, dropped: bool | None, connections: bool | None
+) -> None:
+    """Switch the security log (pfirewall.log) of CONNECTION."""
+    if dropped is None and connections is None:
+        raise _reject("say what to log: --dropped/--no-dropped, --connections/--no-connections")
+    result = state.client().set_security_log(connection, dropped=dropped, connections=connections)
+    click.echo(
+        f"{connection}: log dropped packets {'on' if result['log_dropped'] else 'off'}, "
+        f"log connections {'on' if result['log_connections'] else 'off'}."
+    )
+
+
+@cli.group("log")
+def log_group() -> None:
+    """The ICF security log (the same events pfirewall.log gets)."""
+
+
+def _log_line(event: dict[str, Any]) -> str:
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(event.get("timestamp", 0))))
+    if event.get("action") == "INFO-EVENTS-LOST":
+        return f"{when} INFO-EVENTS-LOST {event.get('info', '-')}"
+    proto = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMPv6"}.get(
+        event.get("protocol") or -1, str(event.get("protocol"))
+    )
+
+    def dash(key: str) -> str:
+        value = event.get(key)
+        return "-" if value is None else str(value)
+
+    return (
+        f"{when} {event.get('action')} {proto} {dash('src_ip')} {dash('dst_ip')} {dash('src_port')} "
+        f"{dash('dst_port')} {dash('connection')}"
+    )
+
+
+@log_group.command("tail")
+@click.option("-n", "--lines", default=20, show_default=True, type=click.IntRange(0, 1000))
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events as they happen.")
+@json_option
+@click.pass_obj
+def log_tail(state: _State, lines: int, follow: bool, as_json: bool) -> None:
+    """Show the latest security log events (JSON: one object per line with --json)."""
+    import json as _json
+
+    events = state.client().log_follow(lines) if follow else iter(state.client().log_tail(lines))
+    try:
+        for event in events:
+            click.echo(_json.dumps(event) if as_json else _log_line(event))
+    except KeyboardInterrupt:
+        pass
+
+
 # -- DHCP: leases and reservations ----------------------------------------------------------------
 
 

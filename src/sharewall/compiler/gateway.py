@@ -21,6 +21,7 @@ from sharewall.compiler.ruleset import (
     ACCEPT,
     DROP,
     ChainDecl,
+    Json,
     Rule,
     Ruleset,
     anon_set,
@@ -35,7 +36,7 @@ from sharewall.compiler.ruleset import (
 )
 from sharewall.facts import Facts, Link
 from sharewall.model.config import Config, ConnectionConfig
-from sharewall.model.firewall import IcmpSettings
+from sharewall.model.firewall import IcmpSettings, SecurityLogSettings
 
 # Gateway services the private side must reach (the DHCP/DNS and NAT-traversal issues fill them in).
 PRIVATE_UDP_SERVICES = (53, 67, 1900, 5351)  # DNS, DHCP, SSDP, NAT-PMP/PCP
@@ -69,6 +70,15 @@ OUTBOUND_ICMP6 = {
 }
 # IPv6 cannot work without neighbour discovery: always accepted, not an option.
 ICMP6_ALWAYS = ("nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-advert")
+
+# The ICF security log (issue 5): drops and new connections go to userspace through NFLOG groups,
+# rate-limited in the kernel; what the limit suppresses is counted in <slot>_log_lost, never silent.
+LOG_GROUP_DROPS = 7
+LOG_GROUP_CONNECTIONS = 8
+DROP_LOG_RATE = {"rate": 100, "per": "second", "burst": 200}
+OPEN_LOG_RATE = {"rate": 200, "per": "second", "burst": 400}
+# Connections logged as OPEN carry this conntrack mark bit, so their end can be logged as CLOSE.
+CT_MARK_LOGGED = 0x00100000
 
 PRIO_DSTNAT = -100
 PRIO_SRCNAT = 100
@@ -220,10 +230,19 @@ def compile_structure(config: Config, facts: Facts) -> Ruleset:
         )
 
     # --- filter ------------------------------------------------------------------------------
+    opens: list[Rule] = []
     for view in views:
         name = view.config.name
         firewalled = view.config.firewall
         private_side = view in privates
+        log = view.config.log if firewalled else SecurityLogSettings()
+        if log.log_dropped or log.log_connections:
+            rs.counters.append(f"{view.slot}_log_lost")
+        hole = f"hole_{view.slot}" if log.log_connections else None
+        if hole is not None:
+            rs.chains.append(ChainDecl(hole))
+            rs.rules.extend(_logging_hole(hole, view.slot))
+            opens.extend(_open_logging(rs, view))
         if private_side or firewalled:
             chain = f"in_{view.slot}"
             rs.chains.append(ChainDecl(chain))
@@ -237,7 +256,8 @@ def compile_structure(config: Config, facts: Facts) -> Ruleset:
             if private_side:
                 rs.rules.extend(_private_services(chain))
             if firewalled:
-                rs.rules.extend(_icf_input(chain, view, view.config.icmp))
+                rs.rules.extend(_icf_input(chain, view, view.config.icmp, hole))
+                rs.rules.extend(_final_drop(chain, view.slot, "in", log.log_dropped))
         if firewalled:
             fchain = f"fwd_{view.slot}"
             rs.chains.append(ChainDecl(fchain))
@@ -248,7 +268,8 @@ def compile_structure(config: Config, facts: Facts) -> Ruleset:
                     f"sharewall: inbound through the gateway on {name}",
                 )
             )
-            rs.rules.extend(_icf_forward(fchain))
+            rs.rules.extend(_icf_forward(fchain, hole))
+            rs.rules.extend(_final_drop(fchain, view.slot, "fwd", log.log_dropped))
             out_rules = _icf_output(f"out_{view.slot}", view.config.icmp)
             if out_rules:
                 rs.chains.append(ChainDecl(f"out_{view.slot}"))
@@ -260,6 +281,7 @@ def compile_structure(config: Config, facts: Facts) -> Ruleset:
                     )
                 )
                 rs.rules.extend(out_rules)
+    rs.rules.extend(opens)
     return rs
 
 
@@ -294,7 +316,9 @@ def _stateful_head(chain: str) -> list[Rule]:
     ]
 
 
-def _icf_input(chain: str, view: ConnectionView, icmp: IcmpSettings) -> list[Rule]:
+def _icf_input(
+    chain: str, view: ConnectionView, icmp: IcmpSettings, hole: str | None
+) -> list[Rule]:
     # Neighbour discovery and the allowed ICMP types first: conntrack keeps no state for ND, router
     # solicitations or unsolicited redirects, so after the invalid-state drop they could never pass.
     rules = [
@@ -313,12 +337,11 @@ def _icf_input(chain: str, view: ConnectionView, icmp: IcmpSettings) -> list[Rul
                 (
                     match(meta("l4proto"), proto),
                     match(ct("proto-dst", "original"), f"@{set_name}"),
-                    ACCEPT,
+                    ACCEPT if hole is None else jump(hole),
                 ),
                 f"sharewall: ICF - {proto} port mappings to the gateway",
             )
         )
-    rules.append(Rule(chain, (DROP,), "sharewall: ICF - unsolicited inbound is dropped"))
     return rules
 
 
@@ -345,17 +368,105 @@ def _icmp_accepts(chain: str, icmp: IcmpSettings) -> list[Rule]:
     return rules
 
 
-def _icf_forward(chain: str) -> list[Rule]:
+def _icf_forward(chain: str, hole: str | None) -> list[Rule]:
     rules = _stateful_head(chain)
     rules.append(
         Rule(
             chain,
-            (match(ct("status"), "dnat", op="in"), ACCEPT),
+            (match(ct("status"), "dnat", op="in"), ACCEPT if hole is None else jump(hole)),
             "sharewall: ICF - port mappings to private hosts",
         )
     )
-    rules.append(Rule(chain, (DROP,), "sharewall: ICF - unsolicited inbound is dropped"))
     return rules
+
+
+def _final_drop(chain: str, slot: str, path: str, logged: bool) -> list[Rule]:
+    why = "sharewall: ICF - unsolicited inbound is dropped"
+    if not logged:
+        return [Rule(chain, (DROP,), why)]
+    return [
+        Rule(
+            chain,
+            ({"limit": {**DROP_LOG_RATE, "inv": True}}, {"counter": f"{slot}_log_lost"}, DROP),
+            why + " (over the log rate: counted, not logged)",
+        ),
+        Rule(
+            chain,
+            ({"log": {"prefix": f"sw {slot} {path} ", "group": LOG_GROUP_DROPS}}, DROP),
+            why + " and logged",
+        ),
+    ]
+
+
+def _set_logged_mark() -> Json:
+    return {
+        "mangle": {
+            "key": {"ct": {"key": "mark"}},
+            "value": {"|": [{"ct": {"key": "mark"}}, CT_MARK_LOGGED]},
+        }
+    }
+
+
+def _logging_hole(chain: str, slot: str) -> list[Rule]:
+    """The accept of a port-mapping hole, logging new inbound connections as OPEN-INBOUND."""
+    new = match(ct("state"), "new", op="in")
+    why = "sharewall: ICF log - inbound connection through a port mapping"
+    return [
+        Rule(
+            chain,
+            (
+                new,
+                {"limit": {**OPEN_LOG_RATE, "inv": True}},
+                {"counter": f"{slot}_log_lost"},
+                ACCEPT,
+            ),
+            why + " (over the log rate: counted, not logged)",
+        ),
+        Rule(
+            chain,
+            (
+                new,
+                {"log": {"prefix": f"sw {slot} inbound ", "group": LOG_GROUP_CONNECTIONS}},
+                _set_logged_mark(),
+                ACCEPT,
+            ),
+            why,
+        ),
+        Rule(chain, (ACCEPT,), "sharewall: ICF - port mapping hole"),
+    ]
+
+
+def _open_logging(rs: Ruleset, view: ConnectionView) -> list[Rule]:
+    """Rules (for the base chains) that log new outbound connections on *view* as OPEN."""
+    chain = f"open_{view.slot}"
+    rs.chains.append(ChainDecl(chain))
+    rs.rules.extend(
+        [
+            Rule(
+                chain,
+                (
+                    {"limit": {**OPEN_LOG_RATE, "inv": True}},
+                    {"counter": f"{view.slot}_log_lost"},
+                    {"return": None},
+                ),
+                "sharewall: ICF log - over the log rate: counted, not logged",
+            ),
+            Rule(
+                chain,
+                (
+                    {"log": {"prefix": f"sw {view.slot} open ", "group": LOG_GROUP_CONNECTIONS}},
+                    _set_logged_mark(),
+                ),
+                "sharewall: ICF log - a connection opened from this side",
+            ),
+        ]
+    )
+    new = match(ct("state"), "new", op="in")
+    why = f"sharewall: ICF log - connections opened out of {view.config.name}"
+    return [
+        Rule("forward", (match(meta("oifname"), view.config.name), new, jump(chain)), why),
+        Rule("output", (match(meta("oifname"), view.config.name), new, jump(chain)), why),
+    ]
 
 
 def _icf_output(chain: str, icmp: IcmpSettings) -> list[Rule]:

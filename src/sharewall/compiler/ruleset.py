@@ -82,12 +82,15 @@ class Ruleset:
     """One table's desired content. ``elements[set_name]`` maps key -> data (None for plain sets)."""
 
     sets: list[SetDecl] = field(default_factory=list)
+    counters: list[str] = field(default_factory=list)  # named counter objects
     chains: list[ChainDecl] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
     elements: dict[str, dict[Key, Value]] = field(default_factory=dict)
 
-    def structure(self) -> tuple[tuple[SetDecl, ...], tuple[ChainDecl, ...], tuple[Rule, ...]]:
-        return (tuple(self.sets), tuple(self.chains), tuple(self.rules))
+    def structure(
+        self,
+    ) -> tuple[tuple[SetDecl, ...], tuple[str, ...], tuple[ChainDecl, ...], tuple[Rule, ...]]:
+        return (tuple(self.sets), tuple(self.counters), tuple(self.chains), tuple(self.rules))
 
     def same_structure(self, other: Ruleset) -> bool:
         # Rules hold dicts (unhashable) but compare by value; tuple equality is enough here.
@@ -96,6 +99,7 @@ class Ruleset:
     def copy(self) -> Ruleset:
         return Ruleset(
             sets=list(self.sets),
+            counters=list(self.counters),
             chains=list(self.chains),
             rules=list(self.rules),
             elements={name: dict(elems) for name, elems in self.elements.items()},
@@ -114,6 +118,10 @@ class Ruleset:
             {"add": {"table": dict(table)}},
         ]
         commands.extend({"add": s.to_json()} for s in self.sets)
+        commands.extend(
+            {"add": {"counter": {"family": FAMILY, "table": TABLE, "name": n}}}
+            for n in self.counters
+        )
         commands.extend({"add": c.to_json()} for c in self.chains)
         commands.extend({"add": r.to_json()} for r in self.rules)
         for decl in self.sets:
@@ -126,6 +134,7 @@ class Ruleset:
         """A stable, comparable rendering (golden files)."""
         return {
             "sets": [s.to_json() for s in self.sets],
+            "counters": list(self.counters),
             "chains": [c.to_json() for c in self.chains],
             "rules": [r.to_json() for r in self.rules],
             "elements": {

@@ -23,6 +23,7 @@ Example::
     [connections.wan0]
     firewall = true
     icmp = { inbound_echo_request = true }
+    log = { log_dropped = true, log_connections = true }   # pfirewall.log (off by default)
 
     [[connections.wan0.mappings]]
     name = "web"
@@ -44,7 +45,7 @@ import msgspec
 from sharewall.errors import ErrorCode, ValidationError
 from sharewall.model.config import Settings
 from sharewall.model.dhcp import DhcpSettings, validate_dhcp_settings
-from sharewall.model.firewall import IcmpSettings
+from sharewall.model.firewall import IcmpSettings, SecurityLogSettings, check_log_size_kb
 from sharewall.model.mapping import PortMapping, make_mapping
 
 
@@ -60,6 +61,7 @@ class FileMapping(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class FileConnection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     firewall: bool | None = None
     icmp: IcmpSettings | None = None
+    log: SecurityLogSettings | None = None
     mappings: list[FileMapping] = []
 
 
@@ -128,6 +130,12 @@ def parse_config_file(path: Path) -> ParsedConfig | None:
             raise ValidationError(
                 f"{path}: {_readable(err, where)}", code=ErrorCode.INVALID_CONFIG
             ) from None
+    try:
+        check_log_size_kb(parsed.settings.log_max_kb)
+    except ValidationError as err:
+        raise ValidationError(
+            f"{path}: settings.log_max_kb: {err.message}", code=ErrorCode.INVALID_CONFIG
+        ) from None
     if parsed.dhcp is not None:
         try:
             parsed.dhcp = validate_dhcp_settings(parsed.dhcp)

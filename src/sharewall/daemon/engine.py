@@ -36,7 +36,7 @@ from sharewall.facts import Facts, Link
 from sharewall.model.changes import Desired, MappingChange, SharingChange
 from sharewall.model.config import Config, ConnectionConfig
 from sharewall.model.dhcp import Reservation, check_reservations
-from sharewall.model.firewall import IcmpSettings
+from sharewall.model.firewall import IcmpSettings, SecurityLogSettings
 from sharewall.model.mapping import PortMapping, TargetKind, classify_target
 
 log = logging.getLogger("sharewall.engine")
@@ -337,6 +337,28 @@ class Engine:
                 raise
             return settings
 
+    async def set_security_log(
+        self, ref: str, *, dropped: bool | None = None, connections: bool | None = None
+    ) -> SecurityLogSettings:
+        """Switch ICF security logging of one connection (drops and/or connections)."""
+        async with self.lock:
+            conn = self.desired.connection(ref)
+            before = conn.log
+            changes: dict[str, bool] = {}
+            if dropped is not None:
+                changes["log_dropped"] = dropped
+            if connections is not None:
+                changes["log_connections"] = connections
+            conn.log = msgspec.structs.replace(conn.log, **changes)
+            self.store.save(connections=[conn])
+            try:
+                await self._reconcile()
+            except SharewallError:
+                conn.log = before
+                self.store.save(connections=[conn])
+                raise
+            return conn.log
+
     async def add_mappings(self, ref: str, mappings: list[PortMapping]) -> list[MappingChange]:
         async with self.lock:
             if len(mappings) == 1:
@@ -422,6 +444,8 @@ class Engine:
                         conn.firewall = declared.firewall
                     if declared.icmp is not None:
                         conn.icmp = declared.icmp
+                    if declared.log is not None:
+                        conn.log = declared.log
                     for mapping in parsed.mappings.get(name, []):
                         existing = conn.mapping(mapping.name)
                         if existing is not None and existing.builtin:

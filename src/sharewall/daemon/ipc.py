@@ -31,6 +31,7 @@ from sharewall.model.mapping import make_mapping
 from .engine import Engine
 from .openapi import openapi_document
 from .private_services import PrivateServices
+from .seclog import SecurityLog
 from .views import connection_view, mapping_view, sharing_view, status_view
 
 log = logging.getLogger("sharewall.ipc")
@@ -128,6 +129,7 @@ def build_app(
     engine: Engine,
     *,
     services: PrivateServices | None = None,
+    security_log: SecurityLog | None = None,
     on_teardown: Callable[[], None] | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[errors_and_auth], client_max_size=MAX_BODY_BYTES)
@@ -307,6 +309,50 @@ def build_app(
             raise NotFoundError(f"no reservation for {mac}", code=ErrorCode.UNKNOWN_MAPPING)
         await engine.set_reservations(kept)
         return web.json_response({"removed": mac})
+
+    def the_log() -> SecurityLog:
+        if security_log is None:
+            raise NotFoundError("the security log is not available in this daemon")
+        return security_log
+
+    @routes.put("/v1/connections/{ref}/log")
+    async def set_log(request: web.Request) -> web.Response:
+        data = await body(request)
+        unknown = set(data) - {"log_dropped", "log_connections"}
+        if unknown:
+            raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        values = {}
+        for key in ("log_dropped", "log_connections"):
+            if key in data:
+                values[key] = want_bool(data, key)
+        settings = await engine.set_security_log(
+            request.match_info["ref"],
+            dropped=values.get("log_dropped"),
+            connections=values.get("log_connections"),
+        )
+        from msgspec import to_builtins
+
+        return web.json_response({"log": to_builtins(settings)})
+
+    @routes.get("/v1/log")
+    async def log_tail(request: web.Request) -> web.StreamResponse:
+        try:
+            lines = int(request.query.get("lines", "50"))
+        except ValueError:
+            raise ValidationError("'lines' must be a number") from None
+        lines = max(0, min(lines, 1000))
+        sec = the_log()
+        if request.query.get("follow") not in ("1", "true"):
+            return web.json_response({"events": sec.tail(lines)})
+        # Newline-delimited JSON, one event per line, until the client goes away.
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        async with sec.subscribe() as queue:
+            for event in sec.tail(lines):
+                await response.write(json.dumps(event).encode() + b"\n")
+            while True:
+                event = await queue.get()
+                await response.write(json.dumps(event).encode() + b"\n")
 
     @routes.post("/v1/teardown")
     async def teardown(_: web.Request) -> web.Response:

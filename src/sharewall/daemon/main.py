@@ -22,6 +22,7 @@ from .configfile import parse_config_file
 from .engine import RESOLVE_INTERVAL_S, Engine
 from .ipc import build_app, serve
 from .private_services import PrivateServices
+from .seclog import SecurityLog
 
 log = logging.getLogger("sharewall.daemon")
 
@@ -66,6 +67,10 @@ async def run(args: argparse.Namespace) -> int:
         services.preload()
         engine.after_reconcile.append(services.sync)
         engine.problem_sources.append(lambda: list(services.problems))
+        # --- the ICF security log (its own nft context reads the loss counters) ---
+        counter_nft = NftBackend()
+        security_log = SecurityLog(engine, counter_nft=counter_nft)
+        engine.after_reconcile.append(security_log.sync)
         # ---
         await engine.start()
         await import_config(engine, args.config)
@@ -79,7 +84,10 @@ async def run(args: argparse.Namespace) -> int:
             loop.call_soon(stop.set)
 
         runner = await serve(
-            build_app(engine, services=services, on_teardown=after_teardown), args.socket
+            build_app(
+                engine, services=services, security_log=security_log, on_teardown=after_teardown
+            ),
+            args.socket,
         )
         log.info("sharewalld ready on %s", args.socket)
 
@@ -134,6 +142,8 @@ async def run(args: argparse.Namespace) -> int:
             await nat_traversal.stop()  # NAT traversal (issue 4): SSDP byebye, sockets closed
             await runner.cleanup()
             await services.stop()
+            await security_log.stop()
+            counter_nft.close()
             nft.close()
             store.close()
     log.info("sharewalld stopped")

@@ -12,7 +12,7 @@ import msgspec
 
 from sharewall.errors import ValidationError
 from sharewall.model.dhcp import DhcpSettings, Reservation
-from sharewall.model.firewall import IcmpSettings
+from sharewall.model.firewall import IcmpSettings, SecurityLogSettings
 from sharewall.model.mapping import BUILTIN_SERVICES, PortMapping
 
 DEFAULT_PRIVATE_NETWORK = "192.168.137.0/24"
@@ -24,6 +24,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # The first private connection gets the first host address of this network (192.168.137.1/24,
     # as Windows 7+ ICS); each further private connection gets the next network of the same size.
     private_network: str = DEFAULT_PRIVATE_NETWORK
+    # The ICF security log (pfirewall.log, W3C extended format); IPv6 events go to pfirewall-v6.log
+    # beside it, as Windows' IPv6 firewall did.
+    log_path: str = "/var/log/sharewall/pfirewall.log"
+    log_max_kb: int = 4096
 
 
 class ConnectionConfig(msgspec.Struct, kw_only=True):
@@ -34,6 +38,7 @@ class ConnectionConfig(msgspec.Struct, kw_only=True):
     mac: str = ""
     firewall: bool = False
     icmp: IcmpSettings = IcmpSettings()
+    log: SecurityLogSettings = SecurityLogSettings()
     # User mappings, and built-in services the user changed, by name.
     mappings: dict[str, PortMapping] = {}
 

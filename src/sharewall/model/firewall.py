@@ -57,3 +57,26 @@ def change_icmp(settings: IcmpSettings, *, allow: list[str], deny: list[str]) ->
         raise ValidationError(f"ICMP option both allowed and denied: {', '.join(sorted(both))}")
     changes = dict.fromkeys(allow_keys, True) | dict.fromkeys(deny_keys, False)
     return msgspec.structs.replace(settings, **changes)
+
+
+class SecurityLogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """ICF security logging of one connection (both off by default, as in Windows)."""
+
+    log_dropped: bool = False  # unsolicited packets ICF dropped -> DROP lines
+    log_connections: bool = False  # connections that opened / closed -> OPEN, OPEN-INBOUND, CLOSE
+
+
+MIN_LOG_KB = 1
+MAX_LOG_KB = 32767  # Windows Firewall's range for the log size limit
+
+
+def check_log_size_kb(value: object) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not MIN_LOG_KB <= value <= MAX_LOG_KB
+    ):
+        raise ValidationError(
+            f"log size limit must be {MIN_LOG_KB} to {MAX_LOG_KB} KB, not {value!r}"
+        )
+    return value

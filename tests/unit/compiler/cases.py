@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sharewall.facts import Facts, Link
 from sharewall.model.config import Config, ConnectionConfig
-from sharewall.model.firewall import IcmpSettings
+from sharewall.model.firewall import IcmpSettings, SecurityLogSettings
 from sharewall.model.mapping import make_mapping
 
 WAN = "{0A000000-0000-4000-8000-000000000001}"
@@ -103,6 +103,12 @@ def icmp_all_allowed() -> tuple[Config, Facts]:
     return c, _facts()
 
 
+def security_log() -> tuple[Config, Facts]:
+    c, f = mappings_all_targets()
+    c.connections[WAN].log = SecurityLogSettings(log_dropped=True, log_connections=True)
+    return c, f
+
+
 def odd_interface_name() -> tuple[Config, Facts]:
     name = 'x";{$'
     c = Config()
@@ -134,6 +140,10 @@ CASES: dict[str, tuple[str, Callable[[], tuple[Config, Facts]]]] = {
     "icmp-all-allowed": (
         "All ten ICMP options on: inbound types accepted, no outbound ICMP drops.",
         icmp_all_allowed,
+    ),
+    "security-log": (
+        "Both ICF log switches on: rate-limited NFLOG for drops and new connections, losses counted.",
+        security_log,
     ),
     "odd-interface-name": (
         "An interface name full of nft syntax travels only as a JSON string.",
