@@ -19,7 +19,25 @@ from tests.support.traffic import ping, probe, start_server, wait_until
 
 pytestmark = pytest.mark.netns
 
-FIELDS = ["date", "time", "action", "protocol", "src-ip", "dst-ip", "src-port", "dst-port", "size", "tcpflags", "tcpsyn", "tcpack", "tcpwin", "icmptype", "icmpcode", "info", "path"]
+FIELDS = [
+    "date",
+    "time",
+    "action",
+    "protocol",
+    "src-ip",
+    "dst-ip",
+    "src-port",
+    "dst-port",
+    "size",
+    "tcpflags",
+    "tcpsyn",
+    "tcpack",
+    "tcpwin",
+    "icmptype",
+    "icmpcode",
+    "info",
+    "path",
+]
 
 FLOOD = r"""
 import socket, sys, time
