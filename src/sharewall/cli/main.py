@@ -208,7 +208,13 @@ def _describe_sharing(sharing: SharingInfo) -> str:
         return "not sharing"
     public = _ref_name(sharing.get("public"))
     if sharing.get("public_address"):
-        public += f" ({sharing['public_address']})"
+        address_class = sharing.get("public_address_class")
+        note = {
+            "private": ", a private address: another NAT is in front (mappings not reachable)",
+            "cgnat": ", a carrier-grade NAT address (mappings not reachable from the Internet)",
+            "reserved": ", a reserved address (mappings not reachable from the Internet)",
+        }.get(str(address_class), "")
+        public += f" ({sharing['public_address']}{note})"
     private = ", ".join(_ref_name(p) for p in sharing.get("private", [])) or "-"
     return f"sharing {public} with {private}"
 
