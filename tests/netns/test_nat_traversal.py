@@ -19,7 +19,7 @@ import pytest
 from tests.support.env import require_binary
 from tests.support.traffic import probe, start_server, wait_until
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
 WAN_GW = "11.0.0.1"
 INET = "11.0.0.2"
