@@ -86,6 +86,8 @@ def test_upnpc_maps_lists_deletes_and_is_refused_what_it_may_not_have(lab, gatew
     inet = lab.ns("inet")
     assert probe(inet, "tcp", WAN_GW, 18080) == f"lan1 {INET}"
     assert probe(inet, "udp", WAN_GW, 15000) == f"lan1 {INET}"
+    # Hairpin: another LAN host reaches the mapping through the public address too.
+    assert probe(lab.ns("lan2"), "tcp", WAN_GW, 18080).startswith("lan1 ")
     listing = upnpc(lab, "-l")
     assert "TCP 18080->192.168.137.11:8080  'web'" in listing, listing
     assert "UDP 15000->192.168.137.11:5000  'game'" in listing
@@ -105,7 +107,7 @@ def test_upnpc_maps_lists_deletes_and_is_refused_what_it_may_not_have(lab, gatew
     assert "UPNP_DeletePortMapping() returned : 0" in upnpc(lab, "-d", "18080", "TCP")
     assert probe(inet, "tcp", WAN_GW, 18080) == "timeout"
     assert "714" in upnpc(lab, "-d", "18080", "TCP")
-    gateway.client().remove_mapping("wan0", "upnp:udp:15000")
+    assert gateway.cli("mappings", "remove", "wan0", "upnp:udp:15000").returncode == 0
     assert probe(inet, "udp", WAN_GW, 15000) == "timeout"
     # -r maps ports to the calling host itself.
     out = upnpc(lab, "-r", "8080", "28080", "TCP")
@@ -282,6 +284,10 @@ def test_pcp_client_maps_and_is_refused_what_it_may_not_have(lab, gateway) -> No
         + "print(json.dumps(map_(7100, 0, lifetime=0).result_code))",
     )
     assert probe(inet, "tcp", WAN_GW, 17100) == "timeout"
+    # Sharing off: the servers close.
+    gateway.client().unshare()
+    answers = lan_python(lab, PUBLIC_SIDE_PROBE.format(hosts=[LAN_GW]))[LAN_GW]
+    assert answers[0] in ("TimeoutError", "ConnectionRefusedError"), answers
 
 
 PUBLIC_SIDE_PROBE = """
@@ -426,3 +432,50 @@ def test_igd_http_refuses_abuse_and_events_only_to_the_subscriber(lab, gateway) 
     while "Public IP address" not in natpmpc(lab) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "upnp:tcp:18500" in dynamic(gateway)
+
+
+ASYNC_UPNP_CLIENT = """
+import asyncio, json
+from async_upnp_client.aiohttp import AiohttpRequester
+from async_upnp_client.client_factory import UpnpFactory
+from async_upnp_client.search import async_search
+
+async def main():
+    found = []
+
+    async def seen(headers):
+        found.append(headers.get("LOCATION"))
+
+    await async_search(seen, timeout=2, search_target="urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+                       source=("{me}", 0))
+    device = await UpnpFactory(AiohttpRequester()).async_create_device(found[0])
+    services = {{s.service_type: s for d in device.all_devices for s in d.services.values()}}
+    wan = services["urn:schemas-upnp-org:service:WANIPConnection:1"]
+    out = {{"location": found[0], "device": device.device_type}}
+    out["external"] = (await wan.action("GetExternalIPAddress").async_call())["NewExternalIPAddress"]
+    await wan.action("AddPortMapping").async_call(
+        NewRemoteHost="", NewExternalPort=21000, NewProtocol="TCP", NewInternalPort=9000,
+        NewInternalClient="{me}", NewEnabled=True, NewPortMappingDescription="async-upnp-client",
+        NewLeaseDuration=300)
+    entry = await wan.action("GetSpecificPortMappingEntry").async_call(
+        NewRemoteHost="", NewExternalPort=21000, NewProtocol="TCP")
+    out["entry"] = [entry["NewInternalClient"], entry["NewInternalPort"], entry["NewLeaseDuration"]]
+    common = services["urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1"]
+    out["link"] = (await common.action("GetCommonLinkProperties").async_call())["NewPhysicalLinkStatus"]
+    out["bytes"] = (await common.action("GetTotalBytesReceived").async_call())["NewTotalBytesReceived"]
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def test_async_upnp_client_as_a_second_upnp_stack(lab, gateway) -> None:
+    share(lab, gateway)
+    start_server(lab.ns("lan1"), "tcp", 9000, "lan1")
+    result = lan_python(lab, ASYNC_UPNP_CLIENT.format(me=lab.LAN1))
+    assert result["location"] == DESCRIPTION_URL
+    assert result["device"] == "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
+    assert result["external"] == WAN_GW
+    assert result["entry"][:2] == [lab.LAN1, 9000] and 0 < result["entry"][2] <= 300
+    assert result["link"] == "Up" and result["bytes"] > 0  # real counters of wan0
+    assert probe(lab.ns("inet"), "tcp", WAN_GW, 21000) == f"lan1 {INET}"
