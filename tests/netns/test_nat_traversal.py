@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -479,3 +480,81 @@ def test_async_upnp_client_as_a_second_upnp_stack(lab, gateway) -> None:
     assert result["entry"][:2] == [lab.LAN1, 9000] and 0 < result["entry"][2] <= 300
     assert result["link"] == "Up" and result["bytes"] > 0  # real counters of wan0
     assert probe(lab.ns("inet"), "tcp", WAN_GW, 21000) == f"lan1 {INET}"
+
+
+NATPMP_ASK = """
+import json, socket
+from sharewall.protocols import natpmp
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("{source}", 0))
+s.settimeout(0.5)
+s.sendto(natpmp.render_request(natpmp.PublicAddressRequest()), ("{server}", 5351))
+try:
+    print(json.dumps(str(natpmp.parse_response(s.recvfrom(2048)[0]).public_address)))
+except OSError as error:
+    print(json.dumps(type(error).__name__))
+"""
+
+
+def test_servers_follow_private_address_changes(lab, gateway) -> None:
+    """A second private address gets its own servers at once; removing it closes them."""
+    share(lab, gateway)
+    lab.run("lan2", "ip", "addr", "add", "192.168.50.12/24", "dev", "eth0")
+    ask = NATPMP_ASK.format(source="192.168.50.12", server="192.168.50.1")
+    assert lan_python(lab, ask, role="lan2") != WAN_GW
+    lab.run("gw", "ip", "addr", "add", "192.168.50.1/24", "dev", "lan0")
+    assert wait_until(lambda: lan_python(lab, ask, role="lan2") == WAN_GW, timeout=10)
+    # The first address keeps working through the rebind.
+    assert lan_python(lab, NATPMP_ASK.format(source=lab.LAN1, server=LAN_GW)) == WAN_GW
+    lab.run("gw", "ip", "addr", "del", "192.168.50.1/24", "dev", "lan0")
+    assert wait_until(lambda: lan_python(lab, ask, role="lan2") != WAN_GW, timeout=10)
+
+
+ANNOUNCEMENT_LISTENER = """
+import json, socket, struct
+from sharewall.protocols import natpmp, pcp
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5350))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             socket.inet_aton("224.0.0.1") + socket.inet_aton("{me}"))
+s.settimeout(5)
+print("ready", flush=True)
+seen = {{}}
+while len(seen) < 2:
+    data, peer = s.recvfrom(2048)
+    if data[0] == 0:
+        seen["natpmp"] = [str(natpmp.parse_response(data).public_address), peer[0]]
+    else:
+        seen["pcp"] = [type(pcp.parse_response(data)).__name__, peer[0]]
+print(json.dumps(seen), flush=True)
+"""
+
+
+def test_public_address_change_is_announced_on_the_lan(lab, gateway) -> None:
+    """RFC 6886 §3.2.1 / RFC 6887 §14.1.3: unsolicited announcements to 224.0.0.1:5350."""
+    share(lab, gateway)
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.ns("lan1"),
+            sys.executable,
+            "-c",
+            ANNOUNCEMENT_LISTENER.format(me=lab.LAN1),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        lab.run("gw", "ip", "addr", "add", "11.0.1.5/24", "dev", "wan0")
+        lab.run("gw", "ip", "addr", "del", f"{WAN_GW}/24", "dev", "wan0")
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen == {"natpmp": ["11.0.1.5", LAN_GW], "pcp": ["AnnounceResponse", LAN_GW]}
