@@ -351,3 +351,27 @@ def test_any_control_request_gets_an_http_answer(
 ) -> None:
     status, answer = world.run(world.service.control("/ctl/IPConn", body, action, A(ME)))
     assert status in (200, 400, 413, 500, 503) and isinstance(answer, bytes)
+
+
+def walk(world: World) -> list[str]:
+    ports = []
+    for index in range(100):
+        status, entry = world.soap(
+            "GetGenericPortMappingEntry", [("NewPortMappingIndex", str(index))]
+        )
+        if status != 200:
+            assert entry == 713
+            return ports
+        assert isinstance(entry, dict)
+        ports.append(entry["NewExternalPort"])
+    raise AssertionError("no end of the list")
+
+
+def test_generic_entry_walk_follows_changes_by_us_and_by_the_admin(world: World) -> None:
+    for port in range(18000, 18005):
+        assert world.soap("AddPortMapping", add_args(port, 80))[0] == 200
+    assert walk(world) == [str(p) for p in range(18000, 18005)]
+    world.run(world.engine.remove_mapping(WAN, "upnp:tcp:18002"))  # the admin revokes one
+    assert walk(world) == ["18000", "18001", "18003", "18004"]
+    world.run(world.engine.set_mapping_enabled(WAN, "upnp:tcp:18000", False))
+    assert walk(world) == ["18001", "18003", "18004"]

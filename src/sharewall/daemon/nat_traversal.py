@@ -92,6 +92,7 @@ _GENA_MAX_SUBSCRIPTIONS = 64
 _GENA_MAX_PER_PEER = 8
 _GENA_NOTIFY_TIMEOUT_S = 2.0
 _GENA_INITIAL_DELAY_S = 0.05
+_LISTING_MAX_AGE_S = 1.0
 _GENA_MAX_PENDING_EVENTS = 16
 _UUID_NAMESPACE = uuid.UUID("8a5a3f4e-6c1b-4d8e-9a7e-2b0c1d5e6f70")
 
@@ -197,6 +198,9 @@ class NatTraversal:
         self._background: set[asyncio.Task[None]] = set()
         self._subscriptions: dict[str, _Subscription] = {}
         self._documents: dict[str, bytes] = {}
+        # GetGenericPortMappingEntry walks the table by index: keep the order between calls.
+        self._generation = 0
+        self._listing: tuple[tuple[str, int, int], float, list[str]] | None = None
         seed = socket.gethostname()
         self.root_uuid = str(uuid.uuid5(_UUID_NAMESPACE, f"{seed}:igd"))
         self.wan_device_uuid = str(uuid.uuid5(_UUID_NAMESPACE, f"{seed}:wan-device"))
@@ -413,6 +417,7 @@ class NatTraversal:
         return found
 
     def _remember(self, conn: ConnectionConfig, mapping: PortMapping) -> None:
+        self._generation += 1
         if self._indexed_connection == conn.id:
             self._by_client.setdefault(mapping.client, set()).add(mapping.name)
 
@@ -457,6 +462,7 @@ class NatTraversal:
             await self.engine.remove_mapping(conn.id, mapping.name)
         except NotFoundError:
             return False  # expired or revoked meanwhile
+        self._generation += 1
         self._nonces.pop(mapping.name, None)
         names = self._by_client.get(mapping.client)
         if names is not None:
@@ -868,6 +874,28 @@ class NatTraversal:
             if not m.builtin and m.enabled and m.target_kind is TargetKind.ADDRESS
         ]
 
+    def _listed_at(self, conn: ConnectionConfig, index: int) -> PortMapping | None:
+        """The ``index``-th listed mapping, in O(1) while the table holds still.
+
+        The names are cached per (connection, table size, our own changes) for at most a second,
+        so a client walking 10,000 entries by index costs 10,000 lookups, not 10,000 scans.
+        """
+        key = (conn.id, len(conn.mappings), self._generation)
+        now = self.monotonic()
+        for _ in range(2):
+            cached = self._listing
+            if cached is None or cached[0] != key or now - cached[1] > _LISTING_MAX_AGE_S:
+                cached = (key, now, [m.name for m in self._listed(conn)])
+                self._listing = cached
+            names = cached[2]
+            if index >= len(names):
+                return None
+            mapping = conn.mappings.get(names[index])
+            if mapping is not None and mapping.enabled:
+                return mapping
+            self._listing = None  # changed behind our back (admin edit): rebuild once
+        return None
+
     def _may_manage(self, mapping: PortMapping, peer: ipaddress.IPv4Address) -> bool:
         if not self.settings.secure_mode:
             return True
@@ -977,10 +1005,10 @@ class NatTraversal:
             self._event_later("PortMappingNumberOfEntries")
             return []
         if isinstance(request, igd.GetGenericPortMappingEntry):
-            listed = self._listed(conn)
-            if request.index >= len(listed):
+            listed = self._listed_at(conn, request.index)
+            if listed is None:
                 raise _UpnpFaultError(713)
-            return igd.generic_entry_arguments(self._entry(listed[request.index], now))
+            return igd.generic_entry_arguments(self._entry(listed, now))
         if isinstance(request, igd.GetSpecificPortMappingEntry):
             protocol = Protocol.parse(request.protocol)
             found = self._occupant(conn, protocol, request.external_port)
