@@ -375,3 +375,22 @@ def test_generic_entry_walk_follows_changes_by_us_and_by_the_admin(world: World)
     assert walk(world) == ["18000", "18001", "18003", "18004"]
     world.run(world.engine.set_mapping_enabled(WAN, "upnp:tcp:18000", False))
     assert walk(world) == ["18001", "18003", "18004"]
+
+
+def test_switches(tmp_path: Path) -> None:
+    off = World(tmp_path / "off", NatTraversalSettings(enabled=False))
+    try:
+        assert off.engine.config.sharing.active and off.service.private_links() == {}
+        # Even a request that reached it (it is not listening) would be refused.
+        answer = off.natpmp(natpmp.MapRequest(6, 7000, 17000, 60))
+        assert answer.result_code == natpmp.ResultCode.NOT_AUTHORIZED
+    finally:
+        off.close()
+    no_pmp = World(tmp_path / "no_pmp", NatTraversalSettings(natpmp=False))
+    try:
+        assert no_pmp.service.private_links() != {}
+        answer = no_pmp.natpmp(natpmp.PublicAddressRequest())
+        assert answer.result_code == natpmp.ResultCode.NOT_AUTHORIZED
+        assert no_pmp.pcp_map(7100, 17100).result_code == 0  # PCP still on
+    finally:
+        no_pmp.close()

@@ -17,6 +17,22 @@ The service between the protocol cores (``sharewall.protocols``, pure), their as
   one nft element (same path as static mappings, hairpin included); the daemon's expiry loop
   removes it when the lease ends, also across restarts.
 
+Settings come from ``nat-traversal.toml`` next to the configuration file (read at start; a bad
+file leaves NAT traversal off), with the fields of
+:class:`~sharewall.model.nat_policy.NatTraversalSettings`, for example::
+
+    enabled = true
+    secure_mode = true            # a client may map only to itself
+    igd_version = 1               # 2: AddAnyPortMapping, GetListOfPortMappings, ...
+    max_mappings_per_client = 64
+    requests_per_second = 50.0    # per client, all protocols; 0: no limit
+
+    [[rules]]                     # first match decides; no match: refused
+    action = "allow"
+    external_ports = [1024, 65535]
+    clients = "192.168.137.0/24"
+    internal_ports = [1, 65535]
+
 Errors each protocol answers with: UPnP 606/718 (not authorized), 718 (conflict), 729 (conflict
 with a static mapping, IGD:2), 728 (no ports / quota, IGD:2), 714/730 (not found); NAT-PMP
 NOT_AUTHORIZED / OUT_OF_RESOURCES / NETWORK_FAILURE; PCP NOT_AUTHORIZED / USER_EX_QUOTA /
@@ -156,6 +172,7 @@ class _Subscription:
     pending: list[list[tuple[str, str]]] = field(default_factory=list)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     sender: asyncio.Task[None] | None = None
+    last: dict[str, str] = field(default_factory=dict)  # what the subscriber was last told
 
 
 class _LinkServers:
@@ -418,6 +435,7 @@ class NatTraversal:
 
     def _remember(self, conn: ConnectionConfig, mapping: PortMapping) -> None:
         self._generation += 1
+        self._event_later("PortMappingNumberOfEntries")
         if self._indexed_connection == conn.id:
             self._by_client.setdefault(mapping.client, set()).add(mapping.name)
 
@@ -463,6 +481,7 @@ class NatTraversal:
         except NotFoundError:
             return False  # expired or revoked meanwhile
         self._generation += 1
+        self._event_later("PortMappingNumberOfEntries")
         self._nonces.pop(mapping.name, None)
         names = self._by_client.get(mapping.client)
         if names is not None:
@@ -970,7 +989,6 @@ class NatTraversal:
                 )
             except TraversalError as error:
                 raise _UpnpFaultError(self._upnp_code(error.failure)) from None
-            self._event_later("PortMappingNumberOfEntries")
             return [("NewReservedPort", str(mapping.external_port))] if any_port else []
         if isinstance(request, igd.DeletePortMapping):
             protocol = Protocol.parse(request.protocol)
@@ -984,7 +1002,6 @@ class NatTraversal:
                 raise _UpnpFaultError(606 if v == 2 else 714)
             if not await self._unmap(conn, occupant):
                 raise _UpnpFaultError(714)
-            self._event_later("PortMappingNumberOfEntries")
             return []
         if isinstance(request, igd.DeletePortMappingRange):
             protocol = Protocol.parse(request.protocol)
@@ -1002,7 +1019,6 @@ class NatTraversal:
                 raise _UpnpFaultError(730)
             for mapping in doomed:
                 await self._unmap(conn, mapping)
-            self._event_later("PortMappingNumberOfEntries")
             return []
         if isinstance(request, igd.GetGenericPortMappingEntry):
             listed = self._listed_at(conn, request.index)
@@ -1120,7 +1136,9 @@ class NatTraversal:
         )
         self._subscriptions[sid] = subscription
         # UDA 1.1 §4.2: the initial event carries every evented variable, sent after the answer.
-        self._queue_event(subscription, self._evented_values(path))
+        initial = self._evented_values(path)
+        subscription.last.update(initial)
+        self._queue_event(subscription, initial)
         subscription.sender = asyncio.get_running_loop().create_task(self._sender(subscription))
         return 200, igd.subscribe_response_headers(sid, timeout, self.server_header)
 
@@ -1152,9 +1170,12 @@ class NatTraversal:
         self._forget_expired_subscriptions()
         for subscription in list(self._subscriptions.values()):
             values = [
-                (n, v) for n, v in self._evented_values(subscription.event_path) if n == variable
+                (n, v)
+                for n, v in self._evented_values(subscription.event_path)
+                if n == variable and subscription.last.get(n) != v
             ]
             if values:
+                subscription.last.update(values)
                 self._queue_event(subscription, values)
 
     async def _sender(self, subscription: _Subscription) -> None:
