@@ -47,6 +47,7 @@ from sharewall.model.config import Settings
 from sharewall.model.dhcp import DhcpSettings, validate_dhcp_settings
 from sharewall.model.firewall import IcmpSettings, SecurityLogSettings, check_log_size_kb
 from sharewall.model.mapping import PortMapping, make_mapping
+from sharewall.model.nat_policy import NatTraversalSettings
 
 
 class FileMapping(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -74,6 +75,7 @@ class FileSharing(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     settings: Settings = msgspec.field(default_factory=Settings)
     dhcp: DhcpSettings | None = None
+    nat_traversal: NatTraversalSettings | None = None
     sharing: FileSharing | None = None
     connections: dict[str, FileConnection] = {}
 

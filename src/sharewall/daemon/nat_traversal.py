@@ -1263,13 +1263,23 @@ _PCP_RESULT = {
 
 
 async def start_nat_traversal(engine: Engine, config_path: Path) -> NatTraversal:
-    """Build and start the service with the settings next to ``config_path``.
+    """Build and start the service with the ``[nat_traversal]`` table of ``config_path`` (or, without
+    one, ``nat-traversal.toml`` beside it).
 
     A bad settings file is reported and NAT traversal stays off (the safe answer).
     """
     settings_path = config_path.parent / SETTINGS_FILE
     try:
-        settings = load_settings(settings_path)
+        from .configfile import parse_config_file
+
+        try:
+            parsed = parse_config_file(config_path)
+        except SharewallError:
+            parsed = None  # reported by the main import; NAT traversal falls back to its own file
+        if parsed is not None and parsed.file.nat_traversal is not None:
+            settings = parsed.file.nat_traversal
+        else:
+            settings = load_settings(settings_path)
     except SharewallError as err:
         log.error("NAT traversal disabled: %s", err.message)
         settings = NatTraversalSettings(enabled=False)
