@@ -210,6 +210,34 @@ def _probe(lab: Lab, role: str, kind: str, host: str, port: int) -> str:
     return out.stdout.strip() or out.stderr.strip()
 
 
+UPNP_CLIENT = r"""
+import sys
+import miniupnpc
+u = miniupnpc.UPnP()
+u.discoverdelay = 500
+if not u.discover():
+    sys.exit("no UPnP device answered")
+u.selectigd()
+ext, internal = int(sys.argv[1]), int(sys.argv[2])
+ok = u.addportmapping(ext, "TCP", u.lanaddr, internal, "sharewall lab demo", "")
+print(f"mapped {u.externalipaddress()}:{ext} -> {u.lanaddr}:{internal}" if ok else "refused")
+"""
+
+
+def _upnp_add(lab: Lab, external: int, internal: int) -> str:
+    """Run a real UPnP IGD client (the miniupnpc library) in lan2."""
+    try:
+        import miniupnpc  # noqa: F401  (only to say clearly when it is missing)
+    except ImportError:
+        return "miniupnpc is not installed (pip install miniupnpc)"
+    out = subprocess.run(
+        ["ip", "netns", "exec", lab.ns("lan2"), sys.executable, "-c", UPNP_CLIENT, str(external),
+         str(internal)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    return out.stdout.strip() or out.stderr.strip()
+
+
 def _leased_ip(client: Client, hostname: str) -> str:
     for lease in client.leases():
         if lease.get("hostname") == hostname:
@@ -244,7 +272,7 @@ def run(prefix: str = "sw-lab-demo") -> int:
         f"Building lab {prefix!r}: Internet host {Lab.INET}, gateway wan0 {Lab.WAN_GW} / lan0, "
         "LAN clients lan1 and lan2 (no address yet: they will ask DHCP) behind a switch."
     )
-    narrator = Narrator(total=9)
+    narrator = Narrator(total=11)
     workdir = lab_dir(prefix)
     try:
         lab.up()
@@ -322,6 +350,18 @@ def run(prefix: str = "sw-lab-demo") -> int:
             lambda: _probe(lab, "lan1", "tcp", public, 8080),
             lambda r: r == f"lan2-web {Lab.LAN_GW}",
             "hairpin NAT: LAN clients reach mapped servers through the public address",
+        )
+        narrator.check(
+            "LAN client lan2 asks the gateway for a port over UPnP IGD (miniupnpc): 8081 -> lan2:80",
+            lambda: _upnp_add(lab, 8081, 80),
+            lambda r: r.startswith("mapped"),
+            "a dynamic mapping in the same nft map as static ones, owned by lan2, with a lease",
+        )
+        narrator.check(
+            f"The Internet host connects to {public}:8081",
+            lambda: _probe(lab, "inet", "tcp", public, 8081),
+            lambda r: r == f"lan2-web {Lab.INET}",
+            "the port lan2 opened itself serves it to the Internet",
         )
         client.teardown()
         client.close()

@@ -37,7 +37,7 @@ def test_lab_demo_runs_every_step() -> None:
     result = sharewall("lab", "demo", "--prefix", prefix)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All steps behaved as expected." in result.stdout
-    for needle in ("source NAT works", "dropped", "hairpin"):
+    for needle in ("source NAT works", "dropped", "hairpin", "UPnP IGD"):
         assert needle in result.stdout
     assert prefix not in namespaces()
 
