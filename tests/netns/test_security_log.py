@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sharewall.lab import Lab
+from sharewall.seclog.w3c import FIELDS
 from tests.support.daemon import Daemon
 from tests.support.env import require_root
 from tests.support.netns import unique_prefix
@@ -19,25 +20,6 @@ from tests.support.traffic import ping, probe, start_server, wait_until
 
 pytestmark = pytest.mark.netns
 
-FIELDS = [
-    "date",
-    "time",
-    "action",
-    "protocol",
-    "src-ip",
-    "dst-ip",
-    "src-port",
-    "dst-port",
-    "size",
-    "tcpflags",
-    "tcpsyn",
-    "tcpack",
-    "tcpwin",
-    "icmptype",
-    "icmpcode",
-    "info",
-    "path",
-]
 
 FLOOD = r"""
 import socket, sys, time
