@@ -239,6 +239,19 @@ def parse_nft_output(text: str) -> list[dict[str, Any]]:
         objects.extend(item for item in items if isinstance(item, dict) and "metainfo" not in item)
 
 
+# After a transaction this large, glibc keeps tens of MiB of freed heap (the JSON text, libnftables'
+# parse trees) unless asked to give it back: measured 94 -> 58 MiB after a 10,000-mapping import.
+LARGE_TRANSACTION_COMMANDS = 1000
+
+
+def _release_freed_memory() -> None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to do
+
+
 def _encode_commands(commands: list[dict[str, Any]]) -> bytes:
     return msgspec.json.encode({"nftables": commands})
 
@@ -309,12 +322,16 @@ class _OwnerThread:
         ready.set_result(None)
         while (job := self._jobs.get()) is not None:
             fn, future = job
+            # Drop our references before waiting for the next job, so a large transaction's
+            # command list does not stay alive until the next call.
+            job = None
             if not future.set_running_or_notify_cancel():
                 continue
             try:
                 future.set_result(fn())
             except BaseException as exc:
                 future.set_exception(exc)
+            del fn, future
 
     def is_current(self) -> bool:
         return threading.current_thread() is self._thread
@@ -534,7 +551,17 @@ class NftBackend:
         Raises:
             KernelError: nft refused the batch; nothing was applied.
         """
-        await self._in_worker(lambda: self._nft.run_json(commands))
+        large = len(commands) > LARGE_TRANSACTION_COMMANDS or any(
+            len(c.get("add", {}).get("element", {}).get("elem", ())) > LARGE_TRANSACTION_COMMANDS
+            for c in commands
+        )
+
+        def run() -> None:
+            self._nft.run_json(commands)
+            if large:
+                _release_freed_memory()
+
+        await self._in_worker(run)
 
     async def run_json(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """As ``Nft.run_json``."""
