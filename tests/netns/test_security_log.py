@@ -138,6 +138,14 @@ def test_connections_are_logged_open_and_open_inbound(world: LogLab) -> None:
     assert opened["size"] == "-" and opened["tcpflags"] == "-"
     inbound = find("OPEN-INBOUND", "80")
     assert inbound is not None and (inbound["src-ip"], inbound["dst-ip"]) == (Lab.INET, Lab.LAN2)
+    # Both connections closed at once (the servers answer and hang up): CLOSE lines follow.
+    assert wait_until(
+        lambda: (
+            {(e["src-ip"], e["dst-port"]) for e in entries(world.log) if e["action"] == "CLOSE"}
+            >= {(Lab.LAN1, "80"), (Lab.INET, "8080")}
+        ),
+        timeout=10,
+    ), [e for e in entries(world.log) if e["action"] == "CLOSE"]
 
 
 def test_the_log_never_exceeds_its_cap_and_keeps_one_old(tmp_path: Path) -> None:

@@ -706,6 +706,14 @@ class Client:
         finally:
             conn.close()
 
+    def active(self) -> dict[str, Any]:
+        """Connections through the gateway now (conntrack), grouped by private client and by mapping.
+
+        Returns:
+            ``{"total", "kernel_count", "by_client", "by_mapping", "connections", "counters"}``.
+        """
+        return self.request("GET", "/v1/active")
+
     def teardown(self) -> None:
         """Remove everything sharewall put into the kernel.
 

@@ -281,9 +281,16 @@ def status(state: _State, as_json: bool) -> None:
 
 @cli.command()
 @json_option
+@click.option("--active", is_flag=True, help="Show conntrack entries through the gateway instead.")
 @click.pass_obj
-def connections(state: _State, as_json: bool) -> None:
-    """List the connections (every network interface except loopback)."""
+def connections(state: _State, as_json: bool, active: bool) -> None:
+    """List the connections (every network interface except loopback).
+
+    With --active: who is connected through the gateway now, by private client and by mapping.
+    """
+    if active:
+        _show_active(state, as_json)
+        return
     items = state.client().connections()
     if as_json:
         print_json({"connections": items})
@@ -590,6 +597,32 @@ def mappings_remove(state: _State, connection: str, name: str) -> None:
     """Remove mapping NAME (built-in services cannot be removed, only disabled)."""
     removed = state.client().remove_mapping(connection, _checked_name(name))
     click.echo(f"Removed {removed!r} from {connection}.")
+
+
+def _show_active(state: _State, as_json: bool) -> None:
+    view = state.client().active()
+    if as_json:
+        print_json(view)
+        return
+    print_table(
+        ["Client", "Connections", "Packets", "Bytes"],
+        [[g["client"], g["connections"], g["packets"], g["bytes"]] for g in view["by_client"]],
+        title=f"Private clients ({view['total']} tracked connections)",
+    )
+    print_table(
+        ["Mapping", "Connections", "Packets", "Bytes", "Remote hosts"],
+        [
+            [
+                g["mapping"],
+                g["connections"],
+                g["packets"],
+                g["bytes"],
+                ", ".join(g["remotes"]) or "-",
+            ]
+            for g in view["by_mapping"]
+        ],
+        title="Port mappings in use",
+    )
 
 
 # -- the ICF security log ---------------------------------------------------------------------------

@@ -151,6 +151,12 @@ def build_app(
         )
         return web.json_response({"connections": [connection_view(engine, c) for c in conns]})
 
+    @routes.get("/v1/active")
+    async def active(_: web.Request) -> web.Response:
+        from .active import active_view
+
+        return web.json_response(await active_view(engine))
+
     @routes.get("/v1/connections/{ref}")
     async def connection(request: web.Request) -> web.Response:
         conn = engine.desired.connection(request.match_info["ref"])

@@ -135,6 +135,25 @@ def openapi_document() -> dict[str, Any]:
                 ),
                 "delete": _op("Remove a mapping (built-in services cannot be removed)"),
             },
+            "/v1/active": {
+                "get": _op(
+                    "Conntrack entries through the gateway, by private client and by mapping"
+                )
+            },
+            "/v1/log": {"get": _op("Recent security log events; ?follow=1 streams NDJSON")},
+            "/v1/connections/{ref}/log": {
+                "parameters": [_REF],
+                "put": _op(
+                    "Switch the security log of a connection",
+                    body={
+                        "type": "object",
+                        "properties": {
+                            "log_dropped": {"type": "boolean"},
+                            "log_connections": {"type": "boolean"},
+                        },
+                    },
+                ),
+            },
             "/v1/leases": {"get": _op("DHCP leases: MAC, address, host name, expiry, connection")},
             "/v1/reservations": {
                 "get": _op("DHCP reservations"),

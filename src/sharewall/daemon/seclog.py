@@ -19,9 +19,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from sharewall.backends.conntrack import ConntrackEntry, ConntrackEvent, ConntrackEvents, TcpState
 from sharewall.backends.nflog import NflogReader
 from sharewall.backends.nft import NftBackend
-from sharewall.compiler.gateway import LOG_GROUP_CONNECTIONS, LOG_GROUP_DROPS
+from sharewall.compiler.gateway import CT_MARK_LOGGED, LOG_GROUP_CONNECTIONS, LOG_GROUP_DROPS
 from sharewall.compiler.mappings import slot_of
 from sharewall.compiler.ruleset import FAMILY, TABLE
 from sharewall.errors import SharewallError
@@ -34,6 +35,7 @@ from .engine import Engine
 log = logging.getLogger("sharewall.seclog")
 
 RECENT_EVENTS = 1000
+CLOSED_IDS_KEPT = 65536  # TCP entries already logged as CLOSE, awaiting their DESTROY
 COUNTER_POLL_S = 5.0
 FLUSH_POLL_S = 0.5
 
@@ -54,6 +56,8 @@ def v6_path(path: str) -> str:
 
 class SecurityLog:
     def __init__(self, engine: Engine, *, counter_nft: NftBackend | None = None) -> None:
+        self.conntrack: ConntrackEvents | None = None
+        self._closed_ids: collections.OrderedDict[int, None] = collections.OrderedDict()
         self.engine = engine
         self.reader: NflogReader | None = None
         self.writers: dict[int, SecurityLogWriter] = {}
@@ -95,6 +99,63 @@ class SecurityLog:
             log.info("security log on: %s", ", ".join(sorted(self._logging_connections().values())))
         elif not wanted and self.reader is not None:
             await self.stop()
+        await self._follow_closes(wanted)
+
+    async def _follow_closes(self, wanted: bool) -> None:
+        """CLOSE lines come from conntrack: the end of every connection an OPEN rule marked."""
+        closes = wanted and any(
+            c.firewall and c.log.log_connections for c in self.engine.config.connections.values()
+        )
+        if closes and self.conntrack is None:
+            # In this namespace only: events for every connection (not just those created while a
+            # listener existed) and byte counters; both are needed for honest CLOSE lines.
+            for key in ("net/netfilter/nf_conntrack_events", "net/netfilter/nf_conntrack_acct"):
+                with contextlib.suppress(OSError, SharewallError):
+                    self.engine.write_sysctl(key, 1)
+            events = ConntrackEvents(
+                self._on_close,
+                events=(ConntrackEvent.UPDATE, ConntrackEvent.DESTROY),
+                mark_mask=CT_MARK_LOGGED,
+                on_lost=lambda n: self._lost(n, "conntrack"),
+                reap_interval_s=2.0,
+            )
+            await events.start()
+            self.conntrack = events
+        elif not closes and self.conntrack is not None:
+            events, self.conntrack = self.conntrack, None
+            events.close()
+
+    def _on_close(self, entry: ConntrackEntry) -> None:
+        # A TCP connection is over when it reaches TIME_WAIT/CLOSE; its entry is destroyed only when
+        # that timer ends (up to two minutes later). Log CLOSE at whichever comes first, once.
+        if entry.event is ConntrackEvent.UPDATE:
+            if entry.protocol != 6 or entry.tcp_state not in (TcpState.TIME_WAIT, TcpState.CLOSE):
+                return
+            if entry.id is not None:
+                self._closed_ids[entry.id] = None
+                while len(self._closed_ids) > CLOSED_IDS_KEPT:
+                    self._closed_ids.popitem(last=False)
+        elif entry.id is not None and entry.id in self._closed_ids:
+            del self._closed_ids[entry.id]
+            return
+        names = [
+            c.name
+            for c in self.engine.config.connections.values()
+            if c.firewall and c.log.log_connections
+        ]
+        orig = entry.original
+        self.emit(
+            LogRecord(
+                timestamp=time.time(),
+                action=LogAction.CLOSE,
+                protocol=entry.protocol,
+                src_ip=str(orig.src),
+                dst_ip=str(orig.dst),
+                src_port=orig.src_port,
+                dst_port=orig.dst_port,
+                connection=names[0] if names else "",
+            )
+        )
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -106,6 +167,9 @@ class SecurityLog:
         if self.reader is not None:
             reader, self.reader = self.reader, None
             reader.close()
+        if self.conntrack is not None:
+            events, self.conntrack = self.conntrack, None
+            events.close()
         self._close_writers()
 
     def _close_writers(self) -> None:
