@@ -15,6 +15,7 @@ import pytest
 from sharewall.api import fwmgr as fw
 from sharewall.api import hnetcfg as hn
 from sharewall.api.hnetcfg import CreateObject, HResultError
+from sharewall.api.natupnp import IUPnPNAT
 from sharewall.errors import (
     ConflictError,
     DaemonUnavailableError,
@@ -296,7 +297,7 @@ def test_create_object_by_progid(tmp_path) -> None:
         assert isinstance(CreateObject(progid, socket_path=socket_path), hn.INetSharingManager)
     assert isinstance(CreateObject("HNetCfg.FwMgr", socket_path=socket_path), fw.INetFwMgr)
     assert isinstance(hn.Dispatch("HNetCfg.FwMgr", socket_path=socket_path), fw.INetFwMgr)
-    assert hresult(lambda: CreateObject("HNetCfg.NATUPnP")) == hn.REGDB_E_CLASSNOTREG
+    assert isinstance(CreateObject("HNetCfg.NATUPnP.1"), IUPnPNAT)
     assert hresult(lambda: CreateObject("HNetCfg.FwAuthorizedApplication")) == (
         hn.REGDB_E_CLASSNOTREG
     )

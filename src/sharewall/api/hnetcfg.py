@@ -43,6 +43,7 @@ from sharewall.errors import (
 
 if TYPE_CHECKING:
     from sharewall.api.fwmgr import INetFwMgr, INetFwOpenPort
+    from sharewall.api.natupnp import IUPnPNAT
 
 __all__ = [
     "CO_E_CLASSSTRING",
@@ -207,7 +208,6 @@ CLSID_NetSharingManager = "{5C63C1AD-3956-4FF8-8486-40034758315B}"
 CLSID_NetFwMgr = "{304CE942-6E39-40D8-943A-B913C40C9CD4}"
 CLSID_NetFwOpenPort = "{0CA545C6-37AD-4A6C-BF92-9F7610067EF5}"
 CLSID_NetFwAuthorizedApplication = "{EC9846B3-2762-4A6B-A214-6ACB603462D2}"
-CLSID_UPnPNAT = "{AE1E00AA-3FD5-403C-8A27-2BBDC30CD0E1}"
 DISPID_NEWENUM = -4
 
 # sharewall's name for "this machine" as a mapping target, and how the layer shows it: TargetName
@@ -1078,19 +1078,16 @@ class INetSharingManager:
 _SHARING_PROGIDS = frozenset({"hnetcfg.hnetshare", "hnetcfg.hnetshare.1"})
 _FWMGR_PROGIDS = frozenset({"hnetcfg.fwmgr", "hnetcfg.fwmgr.1"})
 _OPENPORT_PROGIDS = frozenset({"hnetcfg.fwopenport", "hnetcfg.fwopenport.1"})
-# Known to Windows, not (yet) offered here: "class not registered", as on a Windows without them.
+_NATUPNP_PROGIDS = frozenset({"hnetcfg.natupnp", "hnetcfg.natupnp.1"})
+# Known to Windows, not offered here: "class not registered", as on a Windows without them.
 _UNREGISTERED_PROGIDS = frozenset(
-    {
-        "hnetcfg.natupnp",
-        "hnetcfg.natupnp.1",
-        "hnetcfg.fwauthorizedapplication",
-        "hnetcfg.fwauthorizedapplication.1",
-    }
+    {"hnetcfg.fwauthorizedapplication", "hnetcfg.fwauthorizedapplication.1"}
 )
 
 _SharingProgID = Literal["HNetCfg.HNetShare", "HNetCfg.HNetShare.1"]
 _FwMgrProgID = Literal["HNetCfg.FwMgr", "HNetCfg.FwMgr.1"]
 _OpenPortProgID = Literal["HNetCfg.FWOpenPort", "HNetCfg.FWOpenPort.1"]
+_NatProgID = Literal["HNetCfg.NATUPnP", "HNetCfg.NATUPnP.1"]
 
 
 @overload
@@ -1107,6 +1104,10 @@ def CreateObject(
 ) -> INetFwOpenPort: ...
 @overload
 def CreateObject(
+    progid: _NatProgID, *, socket_path: str | None = None, timeout: float = DEFAULT_TIMEOUT_S
+) -> IUPnPNAT: ...
+@overload
+def CreateObject(
     progid: str, *, socket_path: str | None = None, timeout: float = DEFAULT_TIMEOUT_S
 ) -> object: ...
 def CreateObject(
@@ -1119,16 +1120,17 @@ def CreateObject(
 
     Args:
         progid: ``"HNetCfg.HNetShare"`` / ``"HNetCfg.HNetShare.1"`` (INetSharingManager),
-            ``"HNetCfg.FwMgr"`` (INetFwMgr) or ``"HNetCfg.FWOpenPort"`` (a new INetFwOpenPort).
+            ``"HNetCfg.FwMgr"`` (INetFwMgr), ``"HNetCfg.FWOpenPort"`` (a new INetFwOpenPort)
+            or ``"HNetCfg.NATUPnP"`` (IUPnPNAT, for the IGD of the local network).
         socket_path: sharewalld's socket; ``None`` means ``$SHAREWALL_SOCKET`` or the default.
-        timeout: seconds to wait for the daemon on each call.
+        timeout: seconds to wait for the daemon (or the IGD) on each call.
 
     Returns:
         The object.
 
     Raises:
-        HResultError: REGDB_E_CLASSNOTREG for HNetCfg classes not offered here (NATUPnP,
-            FwAuthorizedApplication); CO_E_CLASSSTRING for an unknown ProgID.
+        HResultError: REGDB_E_CLASSNOTREG for the HNetCfg class not offered here
+            (FwAuthorizedApplication); CO_E_CLASSSTRING for an unknown ProgID.
     """
     key = progid.strip().lower() if isinstance(progid, str) else ""
     if key in _SHARING_PROGIDS:
@@ -1141,6 +1143,10 @@ def CreateObject(
         from sharewall.api.fwmgr import INetFwOpenPort
 
         return INetFwOpenPort()
+    if key in _NATUPNP_PROGIDS:
+        from sharewall.api.natupnp import IUPnPNAT
+
+        return IUPnPNAT(timeout=timeout)  # finds the IGD with SSDP; the socket is not used
     if key in _UNREGISTERED_PROGIDS:
         raise HResultError(REGDB_E_CLASSNOTREG, f"{progid}: class not registered in sharewall")
     raise HResultError(CO_E_CLASSSTRING, f"invalid class string {progid!r}")
