@@ -53,3 +53,24 @@ def test_active_view_matches_conntrack(lab, gateway) -> None:
     assert mappings["web"]["connections"] == 2 and mappings["web"]["remotes"] == [lab.INET]
     out = gateway.cli("connections", "--active", "--json")
     assert out.returncode == 0 and json.loads(out.stdout)["total"] == view["total"]
+
+
+def test_mapping_counters_count_connections(lab, gateway) -> None:
+    """Each mapping's kernel counter counts the connections opened through it (NAT sees each
+    connection's first packet once); read on demand, on a context of its own."""
+    c = gateway.client()
+    c.share("wan0", ["lan0"])
+    c.add_mapping("wan0", name="web", protocol="tcp", external_port=8080, internal_port=80,
+                  target=lab.LAN2)  # fmt: skip
+    c.add_mapping("wan0", name="ssh", protocol="tcp", external_port=2222, internal_port=22)
+    start_server(lab.ns("lan2"), "tcp", 80, "lan2")
+    start_server(lab.ns("gw"), "tcp", 22, "gw")
+    for _ in range(3):
+        assert probe(lab.ns("inet"), "tcp", lab.WAN_GW, 8080) == f"lan2 {lab.INET}"
+    assert probe(lab.ns("inet"), "tcp", lab.WAN_GW, 2222) == f"gw {lab.INET}"
+    listed = {m["name"]: m for m in c.mappings("wan0", counters=True)}
+    assert listed["web"]["hits"]["connections"] == 3 and listed["web"]["hits"]["bytes"] > 0
+    assert listed["ssh"]["hits"]["connections"] == 1
+    assert listed["FTP Server"]["hits"] is None
+    out = gateway.cli("mappings", "list", "wan0", "--counters")
+    assert out.returncode == 0 and "3 (" in out.stdout

@@ -380,11 +380,13 @@ class Client:
         """
         return cast(ConnectionDetails, self.request("GET", self._connection_path(ref)))
 
-    def mappings(self, ref: str) -> list[MappingInfo]:
+    def mappings(self, ref: str, *, counters: bool = False) -> list[MappingInfo]:
         """The port mappings of one connection: built-in services, then the user's.
 
         Args:
             ref: the connection's name or id.
+            counters: also read each mapping's ``hits`` (connections opened through it and their
+                first packets' bytes, from the kernel's map counters; costs a map listing).
 
         Returns:
             The mappings, each with its live state (``active``, ``target_address``).
@@ -393,7 +395,7 @@ class Client:
             NotFoundError: no such connection.
             DaemonUnavailableError: the daemon cannot be reached.
         """
-        path = self._connection_path(ref) + "/mappings"
+        path = self._connection_path(ref) + "/mappings" + ("?counters=1" if counters else "")
         return cast(list[MappingInfo], self._call("GET", path, "mappings"))
 
     def openapi(self) -> dict[str, Any]:

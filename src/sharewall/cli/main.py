@@ -460,14 +460,15 @@ def _mapping_state(m: MappingInfo) -> str:
 @mappings.command("list")
 @click.argument("connection", type=CONNECTION)
 @json_option
+@click.option("--counters", is_flag=True, help="Also show connections opened through each mapping.")
 @click.pass_obj
-def mappings_list(state: _State, connection: str, as_json: bool) -> None:
+def mappings_list(state: _State, connection: str, as_json: bool, counters: bool) -> None:
     """List CONNECTION's port mappings: built-in services, then the others.
 
     State is active (in force), inactive (enabled but not in force, e.g. a host name that does
     not resolve yet) or disabled.
     """
-    items = state.client().mappings(connection)
+    items = state.client().mappings(connection, counters=counters)
     if as_json:
         print_json({"mappings": items})
         return
@@ -480,14 +481,28 @@ def mappings_list(state: _State, connection: str, as_json: bool) -> None:
             _target_text(m),
             _mapping_state(m),
             "builtin" if m.get("builtin") else str(m.get("source", "static")),
+            *([_hits_text(m.get("hits"))] if counters else []),  # type: ignore[arg-type]
         ]
         for m in items
     ]
     print_table(
-        ["Name", "Proto", "Ext", "Int", "Target", "State", "Source"],
+        [
+            "Name",
+            "Proto",
+            "Ext",
+            "Int",
+            "Target",
+            "State",
+            "Source",
+            *(["Hits"] if counters else []),
+        ],
         rows,
         title=f"Port mappings on {connection}",
     )
+
+
+def _hits_text(hits: dict[str, int] | None) -> str:
+    return "-" if not hits else f"{hits['connections']} ({hits['bytes']} B)"
 
 
 def _wire(mapping: PortMapping) -> dict[str, object]:

@@ -48,10 +48,12 @@ class MappingSets:
     def declarations(self, connection_name: str) -> list[SetDecl]:
         why = f"sharewall: port mappings of {connection_name}"
         pk = ("inet_proto", "inet_service")
+        # The maps a mapping's first lookup goes through count per element: NAT sees only the first
+        # packet of each connection, so an element's packet count is the connections it opened.
         return [
-            SetDecl(self.dnat_addr, pk, "ipv4_addr", why),
+            SetDecl(self.dnat_addr, pk, "ipv4_addr", why, counter=True),
             SetDecl(self.dnat_port, pk, "inet_service", why),
-            SetDecl(self.redir_port, pk, "inet_service", why),
+            SetDecl(self.redir_port, pk, "inet_service", why, counter=True),
             SetDecl(self.gw_tcp, ("inet_service",), None, why),
             SetDecl(self.gw_udp, ("inet_service",), None, why),
         ]

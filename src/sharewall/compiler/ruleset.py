@@ -28,6 +28,7 @@ class SetDecl:
     key_type: tuple[str, ...]
     data_type: str | None = None
     comment: str = ""
+    counter: bool = False  # every element counts the packets that matched it
 
     def to_json(self) -> Json:
         body: Json = {
@@ -36,6 +37,8 @@ class SetDecl:
             "name": self.name,
             "type": self.key_type[0] if len(self.key_type) == 1 else list(self.key_type),
         }
+        if self.counter:
+            body["stmt"] = [{"counter": None}]
         if self.data_type is not None:
             body["map"] = self.data_type
             return {"map": body}

@@ -130,6 +130,7 @@ def build_app(
     *,
     services: PrivateServices | None = None,
     security_log: SecurityLog | None = None,
+    counter_nft: Any = None,
     on_teardown: Callable[[], None] | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[errors_and_auth], client_max_size=MAX_BODY_BYTES)
@@ -199,6 +200,15 @@ def build_app(
     async def mappings(request: web.Request) -> web.Response:
         conn = engine.desired.connection(request.match_info["ref"])
         items = [mapping_view(engine, conn, m) for m in conn.effective_mappings()]
+        if request.query.get("counters") in ("1", "true") and counter_nft is not None:
+            from .active import mapping_hits
+
+            try:
+                hits = await mapping_hits(counter_nft, conn.id)
+            except SharewallError:
+                hits = {}  # the connection is not present: its maps are not in the kernel
+            for item in items:
+                item["hits"] = hits.get((item["protocol"], item["external_port"]))
         return web.json_response({"mappings": items})
 
     def parse_mapping(data: Any) -> Any:

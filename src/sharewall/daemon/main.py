@@ -85,7 +85,11 @@ async def run(args: argparse.Namespace) -> int:
 
         runner = await serve(
             build_app(
-                engine, services=services, security_log=security_log, on_teardown=after_teardown
+                engine,
+                services=services,
+                security_log=security_log,
+                counter_nft=counter_nft,
+                on_teardown=after_teardown,
             ),
             args.socket,
         )
