@@ -38,17 +38,26 @@ def elements(lab, name: str) -> list:
     raise AssertionError(f"no set or map {name} in the ruleset")
 
 
+def unwrap(element: object) -> object:
+    """An element's value: nft wraps elements that carry a counter as ``{"elem": {"val": ...}}``."""
+    if isinstance(element, dict) and "elem" in element:
+        return element["elem"]["val"]
+    return element
+
+
 def slot(connection_id: str) -> str:
     return "c" + "".join(ch for ch in connection_id.lower() if ch in "0123456789abcdef")[:8]
 
 
 def dnat_ports(lab, connection_id: str) -> dict[int, str]:
     """external port -> private address, from the connection's DNAT map."""
-    return {e[0]["concat"][1]: e[1] for e in elements(lab, slot(connection_id) + "_dnat_addr")}
+    return {
+        unwrap(e[0])["concat"][1]: e[1] for e in elements(lab, slot(connection_id) + "_dnat_addr")
+    }
 
 
 def gateway_tcp_ports(lab, connection_id: str) -> set[int]:
-    return set(elements(lab, slot(connection_id) + "_gw_tcp"))
+    return {unwrap(e) for e in elements(lab, slot(connection_id) + "_gw_tcp")}
 
 
 def hresult_of(excinfo: pytest.ExceptionInfo[HResultError]) -> int:

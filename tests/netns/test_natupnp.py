@@ -34,11 +34,13 @@ def dnat_ports(lab, gateway) -> dict[int, str]:
     conn_id = gateway.client().connection("wan0")["id"]
     slot = "c" + "".join(ch for ch in conn_id.lower() if ch in "0123456789abcdef")[:8]
     out = lab.run("gw", "nft", "-j", "list", "map", "inet", "sharewall", f"{slot}_dnat_addr").stdout
-    return {
-        e[0]["concat"][1]: e[1]
-        for obj in json.loads(out)["nftables"]
-        for e in obj.get("map", {}).get("elem", [])
-    }
+    found = {}
+    for obj in json.loads(out)["nftables"]:
+        for key, address in obj.get("map", {}).get("elem", []):
+            if isinstance(key, dict) and "elem" in key:  # an element with a counter
+                key = key["elem"]["val"]
+            found[key["concat"][1]] = address
+    return found
 
 
 def share(gateway) -> None:
