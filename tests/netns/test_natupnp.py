@@ -1,4 +1,4 @@
-"""The NAT Traversal client (HNetCfg.NATUPnP) on a LAN host, against sharewall's own IGD.
+"""The NAT Traversal client (HNetCfg.NATUPnP) on a LAN host, against sharewall's IGD and miniupnpd.
 
 The client runs inside a LAN namespace as a script would: it finds the IGD with SSDP, manages
 port mappings over SOAP and receives GENA events. The mapping it creates is then used by a real
@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from tests.support.env import require_binary
 from tests.support.traffic import probe, start_server, wait_until
 
 pytestmark = pytest.mark.netns
@@ -198,3 +199,104 @@ def test_event_callbacks(lab, gateway) -> None:
     seen = json.loads(out.strip().splitlines()[-1])
     assert ["entries", 1] in seen
     assert ["ExternalIPAddress", NEW_WAN] in seen
+
+
+MINIUPNPD_CONF = """\
+ext_ifname=wan0
+listening_ip=lan0
+port=0
+enable_natpmp=no
+enable_upnp=yes
+secure_mode=yes
+system_uptime=yes
+uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b
+upnp_table_name=filter
+upnp_nat_table_name=filter
+allow 1024-65535 192.168.137.0/24 1-65535
+deny 0-65535 0.0.0.0/0 0-65535
+"""
+# The chains miniupnpd fills in (what Debian's nft_init.sh creates), in the gateway namespace only.
+MINIUPNPD_NFT = """\
+table inet filter {
+  chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
+  chain miniupnpd { }
+  chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
+  chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; }
+  chain prerouting_miniupnpd { }
+  chain postrouting_miniupnpd { }
+}
+"""
+
+
+def test_static_port_mappings_on_miniupnpd(lab, tmp_path) -> None:
+    """The same client against Debian's miniupnpd (IGD:2) as the gateway; the mapping carries traffic."""
+    require_binary("miniupnpd")
+    # miniupnpd will not forward for a reserved external address (the lab's is TEST-NET-2).
+    lab.run("gw", "ip", "addr", "del", f"{lab.WAN_GW}/24", "dev", "wan0")
+    lab.run("gw", "ip", "addr", "add", "11.0.0.1/24", "dev", "wan0")
+    lab.run("gw", "ip", "route", "replace", "default", "via", "11.0.0.2")
+    lab.run("inet", "ip", "addr", "del", f"{lab.INET}/24", "dev", "eth0")
+    lab.run("inet", "ip", "addr", "add", "11.0.0.2/24", "dev", "eth0")
+    lab.run("gw", "ip", "addr", "add", f"{lab.LAN_GW}/24", "dev", "lan0")
+    lab.run("gw", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    (tmp_path / "miniupnpd.conf").write_text(MINIUPNPD_CONF)
+    (tmp_path / "miniupnpd.nft").write_text(MINIUPNPD_NFT)
+    lab.run("gw", "nft", "-f", str(tmp_path / "miniupnpd.nft"))
+    daemon = subprocess.Popen(
+        [
+            *("ip", "netns", "exec", lab.ns("gw"), "miniupnpd", "-d"),
+            *("-f", str(tmp_path / "miniupnpd.conf"), "-P", str(tmp_path / "miniupnpd.pid")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        start_server(lab.ns("lan1"), "tcp", 8080, "lan1")
+        # Discovery retries within the script until miniupnpd answers (it starts in well under 10 s).
+        result = lan_script(
+            lab,
+            f"""
+            import json, time
+            from sharewall.api.hnetcfg import CreateObject
+
+            deadline = time.monotonic() + 10
+            coll = None
+            while coll is None and time.monotonic() < deadline:
+                coll = CreateObject("HNetCfg.NATUPnP").StaticPortMappingCollection
+            mapping = coll.Add(18080, "TCP", 8080, "{lab.LAN1}", True, "web")
+            print(json.dumps({{
+                "external": mapping.ExternalIPAddress,
+                "listed": [(m.ExternalPort, m.Protocol, m.InternalClient, m.InternalPort,
+                            m.Description) for m in coll],
+                "item": coll.Item(18080, "TCP").InternalPort,
+            }}))
+            """,
+        )
+        assert result == {
+            "external": "11.0.0.1",
+            "listed": [[18080, "TCP", lab.LAN1, 8080, "web"]],
+            "item": 8080,
+        }
+        assert probe(lab.ns("inet"), "tcp", "11.0.0.1", 18080) == "lan1 11.0.0.2"
+        removed = lan_script(
+            lab,
+            """
+            import json
+            from sharewall.api.hnetcfg import CreateObject
+
+            coll = CreateObject("HNetCfg.NATUPnP").StaticPortMappingCollection
+            coll.Remove(18080, "TCP")
+            print(json.dumps({"count": coll.Count}))
+            """,
+        )
+        assert removed == {"count": 0}
+        assert (
+            "dnat"
+            not in lab.run(
+                "gw", "nft", "list", "chain", "inet", "filter", "prerouting_miniupnpd"
+            ).stdout
+        )
+    finally:
+        daemon.kill()
+        daemon.wait(timeout=10)

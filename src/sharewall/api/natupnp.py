@@ -25,6 +25,7 @@ import http.client
 import ipaddress
 import select
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -116,6 +117,9 @@ class _Gateway:
             raise HResultError(E_FAIL, f"the IGD gave an unusable URL {url!r}")
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=self.timeout)
+        # One request per connection: an IGD that leaves out Content-Length on an empty answer
+        # (GENA replies often do) then ends it by closing, instead of keeping us waiting.
+        headers = headers | {"Connection": "close"}
         try:
             conn.request(method, target, body=body, headers=headers)
             response = conn.getresponse()
@@ -571,6 +575,17 @@ def _properties(body: bytes) -> dict[str, str]:
     return found
 
 
+class _CallbackServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks up the host's FQDN: a reverse DNS query that can hang
+        # for seconds on a LAN host without a resolver. The name is never used here.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+
 class _Subscription:
     """A GENA subscription with its callback HTTP server and renewal timer."""
 
@@ -594,8 +609,7 @@ class _Subscription:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # a library stays quiet on stderr
 
-        self._server = ThreadingHTTPServer((local_ip, 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _CallbackServer((local_ip, 0), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="natupnp-events", daemon=True
         )
