@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import pytest
 
 from sharewall.errors import SharewallError
+from tests.support.nftmaps import map_items, slot
 from tests.support.traffic import probe, start_server
 
 pytestmark = pytest.mark.netns
 
 
 def kernel_map_keys(lab, conn_id: str, suffix: str) -> list[tuple[str, int]]:
-    name = "c" + conn_id.strip("{}").lower().replace("-", "")[:8] + suffix
-    out = lab.run("gw", "nft", "-j", "list", "map", "inet", "sharewall", name).stdout
-    for obj in json.loads(out)["nftables"]:
-        if "map" in obj:
-            return [tuple(e[0]["concat"]) for e in obj["map"].get("elem", [])]
-    return []
+    return list(map_items(lab, slot(conn_id) + suffix))
 
 
 def test_sigkill_during_a_burst_loses_nothing_acknowledged(lab, gateway) -> None:

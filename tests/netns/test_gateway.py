@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from sharewall.errors import ConflictError, NotFoundError, ValidationError
+from tests.support.nftmaps import map_items, slot
 from tests.support.traffic import ping, probe, start_server, wait_until
 
 pytestmark = pytest.mark.netns
@@ -16,13 +17,6 @@ pytestmark = pytest.mark.netns
 def nft_json(lab, *args: str) -> list[dict]:
     out = lab.run("gw", "nft", "-j", "list", *args).stdout
     return [o for o in json.loads(out)["nftables"] if "metainfo" not in o]
-
-
-def map_elements(lab, name: str) -> list:
-    for obj in nft_json(lab, "map", "inet", "sharewall", name):
-        if "map" in obj:
-            return obj["map"].get("elem", [])
-    return []
 
 
 def share(gateway) -> None:
@@ -119,10 +113,7 @@ def test_port_mappings_to_lan_host_and_gateway(lab, gateway) -> None:
     assert probe(inet, "tcp", lab.WAN_GW, 8080) == f"lan2 {lab.INET}"
     c.remove_mapping("wan0", "web")
     assert probe(inet, "tcp", lab.WAN_GW, 8080) == "timeout"
-    assert not any(
-        e[0]["concat"][1] == 8080
-        for e in map_elements(lab, "c" + c.connection("wan0")["id"][1:9].lower() + "_dnat_addr")
-    )
+    assert ("tcp", 8080) not in map_items(lab, slot(c.connection("wan0")["id"]) + "_dnat_addr")
     assert all(m["name"] != "web" for m in c.mappings("wan0"))
 
 

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from tests.support.env import require_binary
+from tests.support.nftmaps import element_key
 from tests.support.traffic import probe, start_server, wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
@@ -68,7 +69,7 @@ def dnat_keys(lab, gateway) -> set[tuple[str, int]]:
     keys: set[tuple[str, int]] = set()
     for obj in json.loads(out)["nftables"]:
         for element in obj.get("map", {}).get("elem", []):
-            proto, port = element[0]["concat"]
+            proto, port = element_key(element[0])
             keys.add((proto, int(port)))
     return keys
 

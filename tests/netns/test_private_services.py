@@ -18,6 +18,7 @@ from sharewall.lab_demo import dhcp_client
 from tests.support.daemon import Daemon
 from tests.support.env import require_binary, require_root
 from tests.support.netns import unique_prefix
+from tests.support.nftmaps import map_items, slot
 from tests.support.traffic import probe, start_server, wait_until
 
 pytestmark = pytest.mark.netns
@@ -189,12 +190,7 @@ def test_mapping_by_host_name_follows_the_lease(world: DhcpWorld) -> None:
     listed = {m["name"]: m for m in c.mappings("wan0")}
     assert listed["bymac"]["target_address"] == "192.168.137.50"
     # Nobody else is exposed: the kernel maps 8080 only to the new address.
-    wan_slot = "c" + c.connection("wan0")["id"].strip("{}").lower()[:8]
-    out = lab.run(
-        "gw", "nft", "-j", "list", "map", "inet", "sharewall", f"{wan_slot}_dnat_addr"
-    ).stdout
-    elems = next(o["map"] for o in json.loads(out)["nftables"] if "map" in o).get("elem", [])
-    targets = {tuple(e[0]["concat"]): e[1] for e in elems}
+    targets = map_items(lab, slot(c.connection("wan0")["id"]) + "_dnat_addr")
     assert targets[("tcp", 8080)] == "192.168.137.50" and targets[("tcp", 8081)] == "192.168.137.50"
     assert [r["ip"] for r in c.reservations()] == ["192.168.137.50"]
 

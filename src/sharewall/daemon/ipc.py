@@ -158,7 +158,7 @@ def build_app(
 
         return web.json_response(await active_view(engine))
 
-    @routes.get("/v1/connections/{ref}")
+    @routes.get("/v1/connections/{ref:[^/]+}")
     async def connection(request: web.Request) -> web.Response:
         conn = engine.desired.connection(request.match_info["ref"])
         return web.json_response(connection_view(engine, conn, detail=True))
@@ -180,13 +180,13 @@ def build_app(
         await engine.unshare()
         return web.json_response({"sharing": sharing_view(engine)})
 
-    @routes.put("/v1/connections/{ref}/firewall")
+    @routes.put("/v1/connections/{ref:[^/]+}/firewall")
     async def firewall(request: web.Request) -> web.Response:
         data = await body(request)
         enabled = await engine.set_firewall(request.match_info["ref"], want_bool(data, "enabled"))
         return web.json_response({"firewall": enabled})
 
-    @routes.patch("/v1/connections/{ref}/icmp")
+    @routes.patch("/v1/connections/{ref:[^/]+}/icmp")
     async def icmp(request: web.Request) -> web.Response:
         data = await body(request)
         settings = await engine.change_icmp(
@@ -196,7 +196,7 @@ def build_app(
 
         return web.json_response({"icmp": to_builtins(settings)})
 
-    @routes.get("/v1/connections/{ref}/mappings")
+    @routes.get("/v1/connections/{ref:[^/]+}/mappings")
     async def mappings(request: web.Request) -> web.Response:
         conn = engine.desired.connection(request.match_info["ref"])
         items = [mapping_view(engine, conn, m) for m in conn.effective_mappings()]
@@ -238,7 +238,7 @@ def build_app(
             options=data.get("options", 0),
         )
 
-    @routes.post("/v1/connections/{ref}/mappings")
+    @routes.post("/v1/connections/{ref:[^/]+}/mappings")
     async def add_mapping(request: web.Request) -> web.Response:
         mapping = parse_mapping(await body(request))
         ref = request.match_info["ref"]
@@ -246,7 +246,7 @@ def build_app(
         conn = engine.desired.connection(ref)
         return web.json_response({"mapping": mapping_view(engine, conn, mapping)}, status=201)
 
-    @routes.post("/v1/connections/{ref}/mappings/import")
+    @routes.post("/v1/connections/{ref:[^/]+}/mappings/import")
     async def import_mappings(request: web.Request) -> web.Response:
         data = await body(request)
         items = data.get("mappings")
@@ -262,7 +262,7 @@ def build_app(
             await engine.add_mappings(request.match_info["ref"], parsed)
         return web.json_response({"added": len(parsed)})
 
-    @routes.patch("/v1/connections/{ref}/mappings/{name}")
+    @routes.patch("/v1/connections/{ref:[^/]+}/mappings/{name:[^/]+}")
     async def change_mapping(request: web.Request) -> web.Response:
         data = await body(request)
         ref, name = request.match_info["ref"], request.match_info["name"]
@@ -271,7 +271,7 @@ def build_app(
         assert change.new is not None
         return web.json_response({"mapping": mapping_view(engine, conn, change.new)})
 
-    @routes.delete("/v1/connections/{ref}/mappings/{name}")
+    @routes.delete("/v1/connections/{ref:[^/]+}/mappings/{name:[^/]+}")
     async def remove_mapping(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         await engine.remove_mapping(request.match_info["ref"], name)
@@ -317,7 +317,7 @@ def build_app(
             status=201,
         )
 
-    @routes.delete("/v1/reservations/{mac}")
+    @routes.delete("/v1/reservations/{mac:[^/]+}")
     async def remove_reservation(request: web.Request) -> web.Response:
         mac = normalize_mac(request.match_info["mac"])
         kept = [r for r in engine.config.reservations if r.mac != mac]
@@ -331,7 +331,7 @@ def build_app(
             raise NotFoundError("the security log is not available in this daemon")
         return security_log
 
-    @routes.put("/v1/connections/{ref}/log")
+    @routes.put("/v1/connections/{ref:[^/]+}/log")
     async def set_log(request: web.Request) -> web.Response:
         data = await body(request)
         unknown = set(data) - {"log_dropped", "log_connections"}
