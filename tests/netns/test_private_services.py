@@ -219,3 +219,33 @@ def test_dhcp_and_dns_are_not_reachable_from_the_public_side(world: DhcpWorld) -
     result = lab.run("inet", "udhcpc", "-i", Lab.HOST_IF, "-s", "/bin/true", "-f", "-q", "-n",
                      "-t", "2", "-T", "1", check=False, timeout=20)  # fmt: skip
     assert result.returncode != 0, "a DHCP server answered on the public side"
+
+
+def test_another_dhcp_server_on_the_private_side_is_reported(tmp_path: Path) -> None:
+    """Sharing onto a segment where someone else already serves DHCP: sharewall warns in status."""
+    require_root()
+    lab = Lab(prefix=unique_prefix("dr"), static=True)
+    daemon = Daemon(lab.ns("gw"), tmp_path)
+    rogue: subprocess.Popen[bytes] | None = None
+    try:
+        lab.up()
+        rogue = subprocess.Popen(
+            ["ip", "netns", "exec", lab.ns("lan2"), "dnsmasq", "-k", "--conf-file=/dev/null",
+             "--no-resolv", "--no-hosts", "--port=0", "--interface=eth0", "--bind-interfaces",
+             "--no-ping", "--dhcp-range=192.168.137.220,192.168.137.230,1h", "--user=root",
+             "--pid-file=", f"--dhcp-leasefile={tmp_path / 'rogue.leases'}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        daemon.start()
+        c = daemon.client()
+        c.share("wan0", ["lan0"])
+        assert wait_until(
+            lambda: any("another DHCP server" in p for p in c.status()["problems"]), timeout=10
+        ), c.status()["problems"]
+        assert any(Lab.LAN2 in p for p in c.status()["problems"])
+    finally:
+        daemon.cleanup()
+        if rogue is not None:
+            rogue.kill()
+            rogue.wait(timeout=10)
+        lab.down()

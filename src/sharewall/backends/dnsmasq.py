@@ -682,6 +682,23 @@ def _parse_offer(data: bytes, xid: int) -> tuple[str, str | None] | None:
     return str(ipaddress.IPv4Address(data[16:20])), server_id
 
 
+def _ipv4_checksum(header: bytes) -> int:
+    total: int = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _discover_frame(mac: bytes, bootp: bytes) -> bytes:
+    """Ethernet broadcast + IPv4 0.0.0.0 -> 255.255.255.255 + UDP 68 -> 67 around *bootp*."""
+    udp = struct.pack("!HHHH", _DHCP_CLIENT_PORT, _DHCP_SERVER_PORT, 8 + len(bootp), 0) + bootp
+    header = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0x10, 20 + len(udp), 0, 0, 64, 17, 0, bytes(4), b"\xff" * 4
+    )
+    header = header[:10] + struct.pack("!H", _ipv4_checksum(header)) + header[12:]
+    return b"\xff" * 6 + mac + struct.pack("!H", 0x0800) + header + udp
+
+
 async def detect_other_dhcp_server(
     ifname: str, timeout_s: float = 1.0, *, ignore_servers: Iterable[str] = ()
 ) -> str | None:
@@ -711,9 +728,12 @@ async def detect_other_dhcp_server(
         mac = ifreq[18:24]
         xid = secrets.randbits(32)
         loop = asyncio.get_running_loop()
-        await loop.sock_sendto(
-            sock, _build_discover(xid, mac), ("255.255.255.255", _DHCP_SERVER_PORT)
-        )
+        # Sent as a raw Ethernet frame from 0.0.0.0, as a real client would: through the UDP
+        # socket the kernel would use the interface's own address as the source, and a DHCP
+        # server (dnsmasq, seen in the lab) does not answer a DISCOVER from an addressed host.
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+            raw.bind((ifname, 0))
+            raw.send(_discover_frame(mac, _build_discover(xid, mac)))
         deadline = loop.time() + timeout_s
         while (remaining := deadline - loop.time()) > 0:
             try:
