@@ -207,6 +207,8 @@ class NatTraversal:
         self._follow_lock = asyncio.Lock()
         self._by_client: dict[str, set[str]] = {}
         self._indexed_connection: str | None = None
+        # (client, protocol, internal port) -> mapping names: NAT-PMP/PCP renewals find theirs in O(1).
+        self._by_port: dict[tuple[str, Protocol, int], set[str]] = {}
         self._nonces: dict[str, bytes] = {}
         self._links: dict[str, _LinkServers] = {}
         self._http: IgdHttpServer | None = None
@@ -413,14 +415,31 @@ class NatTraversal:
 
     # --- the mapping table --------------------------------------------------------------------
 
-    def _client_mappings(self, conn: ConnectionConfig, client: str) -> list[PortMapping]:
-        """The dynamic mappings ``client`` asked for on ``conn`` (O(its quota), not O(table))."""
+    def _ensure_index(self, conn: ConnectionConfig) -> None:
         if self._indexed_connection != conn.id:
             self._by_client = {}
+            self._by_port = {}
             for m in conn.mappings.values():
                 if m.is_dynamic and m.client:
-                    self._by_client.setdefault(m.client, set()).add(m.name)
+                    self._index(m)
             self._indexed_connection = conn.id
+
+    def _index(self, mapping: PortMapping) -> None:
+        self._by_client.setdefault(mapping.client, set()).add(mapping.name)
+        key = (mapping.client, mapping.protocol, mapping.internal_port)
+        self._by_port.setdefault(key, set()).add(mapping.name)
+
+    def _client_count(self, conn: ConnectionConfig, client: str) -> int:
+        """How many mappings ``client`` holds, O(1) unless it is at its quota (then exact)."""
+        self._ensure_index(conn)
+        names = self._by_client.get(client, set())
+        if len(names) < self.settings.max_mappings_per_client:
+            return len(names)  # may count a mapping that just expired: only ever too high
+        return len(self._client_mappings(conn, client))
+
+    def _client_mappings(self, conn: ConnectionConfig, client: str) -> list[PortMapping]:
+        """The dynamic mappings ``client`` asked for on ``conn`` (O(its mappings), not O(table))."""
+        self._ensure_index(conn)
         names = self._by_client.get(client)
         if not names:
             return []
@@ -437,7 +456,7 @@ class NatTraversal:
         self._generation += 1
         self._event_later("PortMappingNumberOfEntries")
         if self._indexed_connection == conn.id:
-            self._by_client.setdefault(mapping.client, set()).add(mapping.name)
+            self._index(mapping)
 
     @staticmethod
     def _occupant(conn: ConnectionConfig, protocol: Protocol, port: int) -> PortMapping | None:
@@ -560,7 +579,7 @@ class NatTraversal:
                 if any_port:
                     continue
                 raise TraversalError(Failure.CONFLICT, f"{protocol.value}/{port} is taken")
-            if len(self._client_mappings(conn, client)) >= self.settings.max_mappings_per_client:
+            if self._client_count(conn, client) >= self.settings.max_mappings_per_client:
                 raise TraversalError(Failure.QUOTA, f"{client} has too many mappings")
             try:
                 await self.engine.add_mappings(conn.id, [new])
@@ -597,14 +616,21 @@ class NatTraversal:
         self, conn: ConnectionConfig, host: str, protocol: Protocol, internal_port: int
     ) -> PortMapping | None:
         """A NAT-PMP/PCP mapping of ``host``'s ``internal_port`` (what a renewal refers to)."""
-        for mapping in self._client_mappings(conn, host):
+        self._ensure_index(conn)
+        names = self._by_port.get((host, protocol, internal_port), set())
+        for name in list(names):
+            mapping = conn.mappings.get(name)
             if (
-                mapping.source in _PORT_PROTOCOLS
+                mapping is not None
+                and mapping.source in _PORT_PROTOCOLS
+                and mapping.client == host
                 and mapping.target == host
                 and mapping.protocol is protocol
                 and mapping.internal_port == internal_port
             ):
                 return mapping
+            if mapping is None or mapping.client != host:
+                names.discard(name)  # expired or revoked since: forget it
         return None
 
     async def _natpmp(self, data: bytes, client: ipaddress.IPv4Address) -> bytes | None:
@@ -640,7 +666,17 @@ class NatTraversal:
         host = str(client)
         if request.is_delete:
             # RFC 6886 §3.4: internal port 0 deletes all of the client's mappings of that protocol.
-            for mapping in list(self._client_mappings(conn, host)):
+            one = (
+                self._port_mapping_of(conn, host, protocol, request.internal_port)
+                if request.internal_port
+                else None
+            )
+            candidates = (
+                ([one] if one is not None else [])
+                if request.internal_port
+                else list(self._client_mappings(conn, host))
+            )
+            for mapping in candidates:
                 if (
                     mapping.source in _PORT_PROTOCOLS
                     and mapping.protocol is protocol
