@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,8 @@ class PrivateServices:
             self._hosts_text = None
             self._checked_interfaces.clear()
             self.problems.clear()
+            # The runtime files are regenerated at every start; the lease file stays (durable).
+            shutil.rmtree(self.runtime, ignore_errors=True)
 
     # --- leases ---------------------------------------------------------------------------------
 
