@@ -193,7 +193,39 @@ def _check_fixed(name: str, current: bool, value: object) -> None:
 PortHook = Callable[["INetFwOpenPort", str, object], None]
 
 
-class INetFwOpenPort:
+class _Unrestricted:
+    """IpVersion, Scope and RemoteAddresses of sharewall's firewall objects: always any / all / "*".
+
+    Setting them to those values is accepted; anything narrower raises E_NOTIMPL rather than opening
+    a port wider than asked (see docs/hnetcfg-compatibility.md).
+    """
+
+    @property
+    def IpVersion(self) -> int:
+        return NET_FW_IP_VERSION_ANY
+
+    @IpVersion.setter
+    def IpVersion(self, value: int) -> None:
+        _check_ip_version(value)
+
+    @property
+    def Scope(self) -> int:
+        return NET_FW_SCOPE_ALL
+
+    @Scope.setter
+    def Scope(self, value: int) -> None:
+        _check_scope(value)
+
+    @property
+    def RemoteAddresses(self) -> str:
+        return "*"
+
+    @RemoteAddresses.setter
+    def RemoteAddresses(self, value: str) -> None:
+        _check_remote_addresses(value)
+
+
+class INetFwOpenPort(_Unrestricted):
     """A port: made by ``CreateObject("HNetCfg.FWOpenPort")``, or taken from a collection.
 
     A port taken from a collection writes every change through to sharewall at once.
@@ -248,14 +280,6 @@ class INetFwOpenPort:
         self._name = value
 
     @property
-    def IpVersion(self) -> int:
-        return NET_FW_IP_VERSION_ANY
-
-    @IpVersion.setter
-    def IpVersion(self, value: int) -> None:
-        _check_ip_version(value)
-
-    @property
     def Protocol(self) -> int:
         return self._protocol
 
@@ -276,22 +300,6 @@ class INetFwOpenPort:
             raise _invalid(f"Port must be from 1 to 65535, not {value!r}")
         self._changing("Port", value)
         self._port = value
-
-    @property
-    def Scope(self) -> int:
-        return NET_FW_SCOPE_ALL
-
-    @Scope.setter
-    def Scope(self, value: int) -> None:
-        _check_scope(value)
-
-    @property
-    def RemoteAddresses(self) -> str:
-        return "*"
-
-    @RemoteAddresses.setter
-    def RemoteAddresses(self, value: str) -> None:
-        _check_remote_addresses(value)
 
     @property
     def Enabled(self) -> bool:
@@ -442,7 +450,7 @@ class INetFwServiceOpenPorts(_Collection[INetFwOpenPort]):
 # --- Services ----------------------------------------------------------------------------------
 
 
-class INetFwService:
+class INetFwService(_Unrestricted):
     """One of sharewall's built-in services (FTP Server, ..., Remote Desktop) for the profile."""
 
     _iid_: ClassVar[str] = "{79FD57C8-908E-4A36-9888-D5B3F0A444CF}"
@@ -478,30 +486,6 @@ class INetFwService:
     @property
     def Customized(self) -> bool:
         return False
-
-    @property
-    def IpVersion(self) -> int:
-        return NET_FW_IP_VERSION_ANY
-
-    @IpVersion.setter
-    def IpVersion(self, value: int) -> None:
-        _check_ip_version(value)
-
-    @property
-    def Scope(self) -> int:
-        return NET_FW_SCOPE_ALL
-
-    @Scope.setter
-    def Scope(self, value: int) -> None:
-        _check_scope(value)
-
-    @property
-    def RemoteAddresses(self) -> str:
-        return "*"
-
-    @RemoteAddresses.setter
-    def RemoteAddresses(self, value: str) -> None:
-        _check_remote_addresses(value)
 
     @property
     def Enabled(self) -> bool:
@@ -638,34 +622,10 @@ class INetFwIcmpSettings:
 # --- What sharewall does not have: remote administration, authorized applications -------------
 
 
-class INetFwRemoteAdminSettings:
+class INetFwRemoteAdminSettings(_Unrestricted):
     """Remote administration (RPC/DCOM exceptions): sharewall has none; always disabled."""
 
     _iid_: ClassVar[str] = "{D4BECDDF-6F73-4A83-B832-9C66874CD20E}"
-
-    @property
-    def IpVersion(self) -> int:
-        return NET_FW_IP_VERSION_ANY
-
-    @IpVersion.setter
-    def IpVersion(self, value: int) -> None:
-        _check_ip_version(value)
-
-    @property
-    def Scope(self) -> int:
-        return NET_FW_SCOPE_ALL
-
-    @Scope.setter
-    def Scope(self, value: int) -> None:
-        _check_scope(value)
-
-    @property
-    def RemoteAddresses(self) -> str:
-        return "*"
-
-    @RemoteAddresses.setter
-    def RemoteAddresses(self, value: str) -> None:
-        _check_remote_addresses(value)
 
     @property
     def Enabled(self) -> bool:
