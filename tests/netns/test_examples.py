@@ -7,7 +7,6 @@ packets from the Internet host.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.nftmaps import chains, dnat_ports, gateway_tcp_ports, slot
 from tests.support.traffic import ping, probe, start_server
 
 pytestmark = pytest.mark.netns
@@ -39,44 +39,6 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr == ""
     return result.stdout
-
-
-def nft_objects(lab) -> list[dict]:
-    out = lab.run("gw", "nft", "-j", "list", "table", "inet", "sharewall").stdout
-    return json.loads(out)["nftables"]
-
-
-def chains(lab) -> set[str]:
-    return {o["chain"]["name"] for o in nft_objects(lab) if "chain" in o}
-
-
-def elements(lab, name: str) -> list:
-    for obj in nft_objects(lab):
-        body = obj.get("map") or obj.get("set")
-        if body is not None and body["name"] == name:
-            return body.get("elem", [])
-    raise AssertionError(f"no set or map {name} in the ruleset")
-
-
-def unwrap(element: object) -> object:
-    """An element's value: nft wraps elements that carry a counter as ``{"elem": {"val": ...}}``."""
-    if isinstance(element, dict) and "elem" in element:
-        return element["elem"]["val"]
-    return element
-
-
-def slot(connection_id: str) -> str:
-    return "c" + "".join(ch for ch in connection_id.lower() if ch in "0123456789abcdef")[:8]
-
-
-def dnat_ports(lab, connection_id: str) -> dict[int, str]:
-    return {
-        unwrap(e[0])["concat"][1]: e[1] for e in elements(lab, slot(connection_id) + "_dnat_addr")
-    }
-
-
-def gateway_tcp_ports(lab, connection_id: str) -> set[int]:
-    return {unwrap(e) for e in elements(lab, slot(connection_id) + "_gw_tcp")}
 
 
 def test_connection_properties_and_enable_icf(lab, gateway) -> None:
