@@ -98,6 +98,9 @@ class Engine:
     def config(self) -> Config:
         return self.desired.config
 
+    def is_stopped(self) -> bool:
+        return self.stopped
+
     # --- start-up and reconciliation ----------------------------------------------------------
 
     async def start(self) -> None:
@@ -115,12 +118,25 @@ class Engine:
             await self._reconcile()
 
     async def refresh_names(self) -> None:
-        """Re-resolve host-name targets; reconcile when an answer changed (element delta)."""
+        """Re-resolve host-name targets; reconcile when an answer changed (element delta).
+
+        The lookups run outside the lock, concurrently: a slow or broken resolver must not hold up
+        changes through the API.
+        """
+        if self.stopped:
+            return
+        dns = await self._lookup(self._hostname_targets() - set(self._leased))
         async with self.lock:
-            if self.stopped:
+            if self.is_stopped():  # (teardown may have run while we looked names up)
                 return
-            if await self._resolve_all():
+            self._dns = dns
+            if self._publish_resolved():
                 await self._reconcile()
+
+    async def _lookup(self, names: set[str]) -> dict[str, ipaddress.IPv4Address]:
+        ordered = sorted(names)
+        answers = await asyncio.gather(*(self.resolver(name) for name in ordered))
+        return {name: addr for name, addr in zip(ordered, answers, strict=True) if addr is not None}
 
     async def _refresh_facts(self) -> None:
         links = await self.netlink.snapshot()
@@ -153,12 +169,7 @@ class Engine:
 
     async def _resolve_all(self) -> bool:
         """Resolve host-name targets that no DHCP lease answers for (static hosts, /etc/hosts)."""
-        dns: dict[str, ipaddress.IPv4Address] = {}
-        for name in sorted(self._hostname_targets() - set(self._leased)):
-            addr = await self.resolver(name)
-            if addr is not None:
-                dns[name] = addr
-        self._dns = dns
+        self._dns = await self._lookup(self._hostname_targets() - set(self._leased))
         return self._publish_resolved()
 
     def preload_leases(self, leased: dict[str, ipaddress.IPv4Address]) -> None:
