@@ -399,3 +399,22 @@ def test_unprivileged_caller_cannot_change_state(lab, gateway) -> None:
     body, code = write.stdout.rsplit("\n", 1)
     assert code == "403" and json.loads(body)["error"]["code"] == "permission_denied"
     assert gateway.client().status()["sharing"]["active"] is True
+
+
+def test_a_disabled_mapping_ends_its_existing_flows(lab, gateway) -> None:
+    """A UDP stream through a mapping stops when the mapping is disabled: its conntrack entry goes
+    with it, so the next datagram of the same flow is unsolicited again."""
+    share(gateway)
+    start_server(lab.ns("lan2"), "udp", 5000, "lan2")
+    c = gateway.client()
+    c.add_mapping("wan0", name="game", protocol="udp", external_port=5000, internal_port=5000,
+                  target=lab.LAN2)  # fmt: skip
+    inet = lab.ns("inet")
+    assert probe(inet, "udp", lab.WAN_GW, 5000, src_port=41000) == f"lan2 {lab.INET}"
+    assert probe(inet, "udp", lab.WAN_GW, 5000, src_port=41000) == f"lan2 {lab.INET}"  # same flow
+    c.set_mapping_enabled("wan0", "game", False)
+    assert probe(inet, "udp", lab.WAN_GW, 5000, src_port=41000) == "timeout"
+    c.set_mapping_enabled("wan0", "game", True)
+    assert probe(inet, "udp", lab.WAN_GW, 5000, src_port=41000) == f"lan2 {lab.INET}"
+    c.remove_mapping("wan0", "game")
+    assert probe(inet, "udp", lab.WAN_GW, 5000, src_port=41000) == "timeout"

@@ -56,9 +56,10 @@ import dataclasses
 import enum
 import errno
 import logging
+import os
 import socket
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TypeVar
 
@@ -1218,3 +1219,52 @@ class ConntrackEvents:
         except Exception:
             self._callback_errors += 1
             logger.exception("conntrack event callback failed")
+
+
+_NLM_F_ACK = 0x004
+
+
+def build_delete_request(entry: ConntrackEntry, *, seq: int) -> bytes:
+    """``IPCTNL_MSG_CT_DELETE`` for *entry*, identified by its original tuple (acknowledged)."""
+    body = _nested(_CTA_TUPLE_ORIG, _encode_tuple(entry, entry.original))
+    family = _AF_BY_VERSION[entry.family]
+    return _message(_MSG_CT_DELETE, _NLM_F_REQUEST | _NLM_F_ACK, seq, family, body)
+
+
+async def delete(entries: Sequence[ConntrackEntry], *, timeout_s: float = 5.0) -> int:
+    """Delete *entries* from the calling thread's namespace; returns how many the kernel removed.
+
+    Entries that are already gone (ENOENT) are not an error: they ended on their own meanwhile.
+
+    Raises:
+        KernelError: no socket (not root), another refusal, or the timeout.
+    """
+    if not entries:
+        return 0
+    loop = asyncio.get_running_loop()
+    removed = 0
+    sock = _open_socket(_RECV_BUFFER_BYTES)
+    try:
+        async with asyncio.timeout(timeout_s):
+            for seq, entry in enumerate(entries, start=1):
+                await loop.sock_sendall(sock, build_delete_request(entry, seq=seq))
+                while True:
+                    data = await loop.sock_recv(sock, 65536)
+                    acks = [m for m in parse_messages(data) if isinstance(m, NetlinkError)]
+                    mine = [a for a in acks if a.seq == seq]
+                    if not mine:
+                        continue
+                    if mine[0].error == 0:
+                        removed += 1
+                    elif mine[0].error != -errno.ENOENT:
+                        raise KernelError(
+                            f"conntrack refused to delete an entry: {os.strerror(-mine[0].error)}"
+                        )
+                    break
+    except TimeoutError as error:
+        raise KernelError(f"conntrack delete did not finish within {timeout_s} s") from error
+    except OSError as error:
+        raise KernelError(f"conntrack delete failed: {error!r}") from error
+    finally:
+        sock.close()
+    return removed

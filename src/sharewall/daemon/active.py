@@ -109,3 +109,28 @@ async def mapping_hits(nft: Any, conn_id: str) -> dict[tuple[str, int], dict[str
                         "bytes": int(counter.get("bytes", 0)),
                     }
     return hits
+
+
+async def flush_mapping_flows(engine: Engine, conn_id: str, keys: list[tuple[str, int]]) -> int:
+    """End the tracked flows that came in through mappings that were just removed or disabled.
+
+    Without this an existing flow (a UDP stream, an open TCP connection) would keep going through a
+    mapping that no longer exists, until conntrack forgot it. Matches the original direction's
+    protocol, destination port and destination address (this connection's own addresses, which also
+    covers hairpin flows from the private side).
+    """
+    from sharewall.backends.conntrack import delete
+
+    conn = engine.config.connections.get(conn_id)
+    link = engine.facts.links.get(conn.name) if conn else None
+    if link is None or not keys:
+        return 0
+    addresses = {str(i.ip) for i in link.ipv4}
+    numbers = {"tcp": 6, "udp": 17}
+    wanted = {(numbers[proto], port) for proto, port in keys if proto in numbers}
+    doomed = [
+        e
+        for e in await dump(family=4)
+        if (e.protocol, e.original.dst_port) in wanted and e.original.dst in addresses
+    ]
+    return await delete(doomed)

@@ -27,7 +27,7 @@ from sharewall.backends.arp import announce
 from sharewall.backends.store import Store
 from sharewall.compiler import compile_desired, plan
 from sharewall.compiler.incremental import delta_for_mapping_changes
-from sharewall.compiler.mappings import target_key
+from sharewall.compiler.mappings import slot_of, target_key
 from sharewall.compiler.plan import ElementDelta, ReplaceTable
 from sharewall.compiler.ruleset import FAMILY, TABLE, Json, Ruleset
 from sharewall.daemon.configfile import ParsedConfig
@@ -93,6 +93,8 @@ class Engine:
         # Other components' current problems, shown by status.
         self.problem_sources: list[Callable[[], list[str]]] = []
         self._announced: set[tuple[str, int, str, str]] = set()
+        # Ends the conntrack flows of mappings that went away (connection id, [(proto, port)]).
+        self.flush_flows: Callable[[str, list[tuple[str, int]]], Awaitable[int]] | None = None
 
     @property
     def config(self) -> Config:
@@ -267,8 +269,26 @@ class Engine:
             await self.nft.apply(delta.commands(self.applied.sets))
         except KernelError as err:
             await self._resync(compile_desired(self.config, self.facts), err)
+        else:
+            delta.apply_to(self.applied)
+        await self._end_flows(changes, delta)
+
+    async def _end_flows(self, changes: list[MappingChange], delta: ElementDelta) -> None:
+        """Flows through mappings that were removed, disabled or retargeted end now (best effort)."""
+        if self.flush_flows is None:
             return
-        delta.apply_to(self.applied)
+        for conn_id in {c.connection_id for c in changes}:
+            slot = slot_of(conn_id)
+            keys = [
+                (str(key[0]), int(key[1]))
+                for name in (f"{slot}_dnat_addr", f"{slot}_redir_port")
+                for key in delta.deletes.get(name, {})
+            ]
+            if keys:
+                try:
+                    await self.flush_flows(conn_id, keys)
+                except SharewallError as err:
+                    log.warning("could not end the flows of removed mappings: %s", err.message)
 
     # --- operations (each: validate, persist, apply; rollback on failure) --------------------
 

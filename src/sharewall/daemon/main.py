@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from sharewall.errors import SharewallError
 
+from .active import flush_mapping_flows
 from .configfile import parse_config_file
 from .engine import RESOLVE_INTERVAL_S, Engine
 from .ipc import build_app, serve
@@ -67,6 +69,7 @@ async def run(args: argparse.Namespace) -> int:
         services.preload()
         engine.after_reconcile.append(services.sync)
         engine.problem_sources.append(lambda: list(services.problems))
+        engine.flush_flows = functools.partial(flush_mapping_flows, engine)
         # --- the ICF security log (its own nft context reads the loss counters) ---
         counter_nft = NftBackend()
         security_log = SecurityLog(engine, counter_nft=counter_nft)
