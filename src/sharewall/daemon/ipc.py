@@ -136,6 +136,17 @@ def build_app(
     app = web.Application(middlewares=[errors_and_auth], client_max_size=MAX_BODY_BYTES)
     routes = web.RouteTableDef()
 
+    @routes.get("/")
+    async def admin_page(_: web.Request) -> web.Response:
+        from .web.admin import render_admin_page
+
+        html = render_admin_page(
+            engine,
+            leases=services.lease_views() if services is not None else [],
+            events=security_log.tail(30) if security_log is not None else [],
+        )
+        return web.Response(text=html, content_type="text/html")
+
     @routes.get("/openapi.json")
     async def openapi(_: web.Request) -> web.Response:
         return web.json_response(openapi_document())
