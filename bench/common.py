@@ -240,6 +240,32 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def save_results(name: str, results: dict[str, Any], out: Path | None, *, quick: bool) -> None:
+    """Write a run's results: to ``out`` if given, else to ``bench/results/NAME.json`` unless the
+    run was ``--quick`` (a harness check, not a measurement); say where."""
+    if out is None and not quick:
+        out = RESULTS_DIR / f"{name}.json"
+    if out is None:
+        return
+    if out.parent == RESULTS_DIR:
+        path = write_results(out.stem, results)
+    else:
+        out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        path = out
+    print(f"results written to {path}")
+
+
+def print_verdicts(results: dict[str, Any]) -> None:
+    """One line per target: pass or MISS, the value, and what was wanted."""
+    for target in results["targets"]:
+        verdict = "pass" if target["pass"] else "MISS"
+        unit = f" {target['unit']}" if target.get("unit") else ""
+        print(
+            f"{verdict}: {target['name']}: {target['value']}{unit} "
+            f"(wanted {target['op']} {target['threshold']})"
+        )
+
+
 def load_results(name: str) -> dict[str, Any] | None:
     path = RESULTS_DIR / f"{name}.json"
     if not path.exists():

@@ -42,7 +42,6 @@ from typing import Any
 
 from bench.common import (
     REPO,
-    RESULTS_DIR,
     Target,
     distribution,
     filesystem_of,
@@ -50,11 +49,12 @@ from bench.common import (
     lab_session,
     machine_info,
     median,
+    print_verdicts,
     python_in_ns,
     run_json,
+    save_results,
     stop_process,
     vm_rss_kib,
-    write_results,
 )
 from sharewall.api.client import Client
 from sharewall.lab import Lab
@@ -742,22 +742,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     interrupt_on_sigterm()
     results = run_benchmark(params, lambda line: print(line, flush=True))
-    out: Path | None = args.out
-    if out is None and not args.quick:
-        out = RESULTS_DIR / "controlplane.json"
-    if out is not None:
-        if out.parent == RESULTS_DIR:
-            path = write_results(out.stem, results)
-        else:
-            out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-            path = out
-        print(f"results written to {path}")
-    for target in results["targets"]:
-        verdict = "pass" if target["pass"] else "MISS"
-        print(
-            f"{verdict}: {target['name']}: {target['value']} {target['unit']} "
-            f"(wanted {target['op']} {target['threshold']})"
-        )
+    save_results("controlplane", results, args.out, quick=args.quick)
+    print_verdicts(results)
     return 0
 
 

@@ -60,7 +60,6 @@ from typing import Any
 
 from bench.common import (
     REPO,
-    RESULTS_DIR,
     Target,
     in_ns,
     interrupt_on_sigterm,
@@ -68,9 +67,10 @@ from bench.common import (
     machine_info,
     median,
     percentile,
+    print_verdicts,
     python_in_ns,
+    save_results,
     stop_process,
-    write_results,
 )
 from sharewall.api.client import Client
 from sharewall.lab import Lab, run_in_namespace
@@ -820,22 +820,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     interrupt_on_sigterm()
     results = run_benchmark(params, lambda line: print(line, flush=True))
-    out: Path | None = args.out
-    if out is None and not args.quick:
-        out = RESULTS_DIR / "dataplane.json"
-    if out is not None:
-        if out.parent == RESULTS_DIR:
-            path = write_results(out.stem, results)
-        else:
-            out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-            path = out
-        print(f"results written to {path}")
-    for target in results["targets"]:
-        verdict = "pass" if target["pass"] else "MISS"
-        print(
-            f"{verdict}: {target['name']}: {target['value']} "
-            f"(wanted {target['op']} {target['threshold']})"
-        )
+    save_results("dataplane", results, args.out, quick=args.quick)
+    print_verdicts(results)
     return 0
 
 

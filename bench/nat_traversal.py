@@ -81,7 +81,6 @@ from typing import Any, Protocol
 
 from bench.common import (
     REPO,
-    RESULTS_DIR,
     Target,
     distribution,
     filesystem_of,
@@ -89,9 +88,9 @@ from bench.common import (
     lab_session,
     machine_info,
     python_in_ns,
+    save_results,
     stop_process,
     vm_rss_kib,
-    write_results,
 )
 from bench.controlplane import FLAT_RATIO
 from sharewall.api.client import Client
@@ -1163,16 +1162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupt_on_sigterm()
     become_subreaper()
     results = run_benchmark(params, lambda line: print(line, flush=True))
-    out: Path | None = args.out
-    if out is None and not args.quick:
-        out = RESULTS_DIR / "nat_traversal.json"
-    if out is not None:
-        if out.parent == RESULTS_DIR:
-            path = write_results(out.stem, results)
-        else:
-            out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-            path = out
-        print(f"results written to {path}")
+    save_results("nat_traversal", results, args.out, quick=args.quick)
     print()
     print(summary_markdown(results))
     return 0
